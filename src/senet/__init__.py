@@ -1,0 +1,17 @@
+"""senet: Squeeze-and-Excitation networks and the channel-attention family for PyTorch.
+
+>>> import senet
+>>> block = senet.create_attn("se", 256)          # any of senet.list_attn()
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import SenetError
+from .layers import create_attn, list_attn
+
+try:
+    __version__ = version("senet")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["SenetError", "__version__", "create_attn", "list_attn"]

@@ -1,0 +1,7 @@
+"""``python -m senet`` is the ``senet`` command."""
+
+import sys
+
+from senet.cli import main
+
+sys.exit(main())

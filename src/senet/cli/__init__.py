@@ -1,0 +1,61 @@
+"""The ``senet`` command line: one console script, one subcommand per module in this package.
+
+Each ``senet/cli/<name>.py`` that defines ``add_parser(subparsers)`` and ``run(args) -> int`` becomes
+``senet <name>`` (underscores become dashes). Modules import heavy dependencies inside ``run`` so that
+``senet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every discovered subcommand."""
+    from senet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="senet",
+        description="Squeeze-and-Excitation networks and channel attention (SE, ECA, CBAM) for PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"senet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "add_parser") and hasattr(module, "run"):
+            sub = module.add_parser(subparsers)
+            sub.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``senet`` console script. Returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("senet: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # User mistakes (bad path, bad value) get one line; SENET_DEBUG=1 shows the traceback.
+        if os.environ.get("SENET_DEBUG"):
+            raise
+        print(f"senet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

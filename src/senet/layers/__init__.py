@@ -1,0 +1,40 @@
+"""Channel-attention blocks: SE, ECA, CBAM, scSE, Effective SE and the paper's NoSqueeze ablation.
+
+Every block takes ``channels`` first, shares the knob names ``rd_ratio`` / ``rd_channels`` / ``rd_divisor`` /
+``act_layer`` / ``gate_layer``, works on 1-D, 2-D and 3-D maps, and exposes its gate as a named submodule
+(``gate``) and an ``excitation(x)`` method so hooks and analysis can read it.
+"""
+
+from .cbam import CBAM, SCSE, ChannelAttn, SpatialAttn
+from .create_attn import AttnType, attn_knobs, create_attn, get_attn, list_attn
+from .eca import EfficientChannelAttn, eca_kernel_size
+from .helpers import create_act, global_pool, list_acts, make_divisible, resolve_rd_channels
+from .squeeze_excite import EffectiveSE, NoSqueeze, SqueezeExcite
+
+# Short aliases used in papers and other libraries.
+SEModule = SqueezeExcite
+ECA = EfficientChannelAttn
+
+__all__ = [
+    "CBAM",
+    "ECA",
+    "SCSE",
+    "AttnType",
+    "ChannelAttn",
+    "EffectiveSE",
+    "EfficientChannelAttn",
+    "NoSqueeze",
+    "SEModule",
+    "SpatialAttn",
+    "SqueezeExcite",
+    "attn_knobs",
+    "create_act",
+    "create_attn",
+    "eca_kernel_size",
+    "get_attn",
+    "global_pool",
+    "list_acts",
+    "list_attn",
+    "make_divisible",
+    "resolve_rd_channels",
+]
