@@ -13,7 +13,8 @@ senet_env() {
   # torch/torchvision are pinned in pyproject.toml; pip (not uv/poetry) finds them on the local disk.
   local stamp=".venv/.senet-installed-${extra:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 | grep -v -E '^(WARNING: Location|DEPRECATION)' || true
-    python -c "import senet, torch" && touch "$stamp"
+    python -m pip install --quiet --disable-pip-version-check -e "$spec"
+    python -c "import senet, torch"
+    touch "$stamp"
   fi
 }
