@@ -20,6 +20,7 @@ from .helpers import (
     LayerType,
     batchnorm_nd,
     check_channels,
+    check_odd_kernel,
     conv_nd,
     create_act,
     expand_gate,
@@ -85,8 +86,7 @@ class SpatialAttn(nn.Module):
         gate_layer: LayerType = "sigmoid",
     ) -> None:
         super().__init__()
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"spatial kernel_size must be a positive odd integer, got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "spatial kernel_size")
         self.dims = dims
         self.conv = conv_nd(dims)(2, 1, kernel_size, padding=kernel_size // 2, bias=not norm)
         self.bn = batchnorm_nd(dims)(1) if norm else nn.Identity()
@@ -129,7 +129,9 @@ class CBAM(nn.Module):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        self.channel = ChannelAttn(channels, rd_ratio, rd_channels, rd_divisor, rd_min, mlp_bias, act_layer, gate_layer)
+        self.channel = ChannelAttn(
+            channels, rd_ratio, rd_channels, rd_divisor, rd_min, mlp_bias, act_layer, gate_layer
+        )
         self.spatial = SpatialAttn(spatial_kernel_size, dims, spatial_norm, gate_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +148,8 @@ class SCSE(nn.Module):
         act_layer, gate_layer: as in :class:`~senet.layers.SqueezeExcite`.
         combine: ``"add"`` (``x·cSE + x·sSE``, the common choice) or ``"max"`` (element-wise max of the two).
 
-    Submodules: ``cse`` (a :class:`SqueezeExcite`) and ``sse`` (``Linear(C, 1)`` applied pointwise, its gate ``sse_gate``).
+    Submodules: ``cse`` (a :class:`SqueezeExcite`) and ``sse`` (``Linear(C, 1)`` applied pointwise, its gate
+    ``sse_gate``).
     """
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
@@ -15,7 +15,7 @@ from .squeeze_excite import EffectiveSE, NoSqueeze, SqueezeExcite
 
 __all__ = ["create_attn", "get_attn", "list_attn", "attn_knobs", "AttnType"]
 
-AttnType = Union[str, type[nn.Module], Callable[..., nn.Module], None]
+AttnType = str | type[nn.Module] | Callable[..., nn.Module] | None
 
 # Ordered roughly by cost (parameters and extra passes over the feature map), cheapest first.
 _ATTN: dict[str, Callable[..., nn.Module]] = {

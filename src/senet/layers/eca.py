@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .helpers import LayerType, check_channels, create_act, expand_gate, global_pool
+from .helpers import LayerType, check_channels, check_odd_kernel, create_act, expand_gate, global_pool
 
 __all__ = ["EfficientChannelAttn", "eca_kernel_size"]
 
@@ -55,8 +55,7 @@ class EfficientChannelAttn(nn.Module):
             kernel_size = eca_kernel_size(channels, gamma, beta)
         elif channels is not None:
             check_channels(channels)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"ECA kernel_size must be a positive odd integer (3, 5, 7, ...), got {kernel_size!r}")
+        check_odd_kernel(kernel_size, "ECA kernel_size")
         self.channels = channels
         self.kernel_size = kernel_size
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)

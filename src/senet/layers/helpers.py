@@ -8,7 +8,6 @@ Every block accepts ``act_layer`` / ``gate_layer`` as a string (``"relu"``, ``"h
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import torch
 from torch import nn
@@ -25,9 +24,10 @@ __all__ = [
     "conv_nd",
     "batchnorm_nd",
     "check_channels",
+    "check_odd_kernel",
 ]
 
-LayerType = Union[str, type[nn.Module], Callable[[], nn.Module], None]
+LayerType = str | type[nn.Module] | Callable[[], nn.Module] | None
 
 
 # Names accepted for ``act_layer`` and ``gate_layer``. Values build a fresh module.
@@ -142,6 +142,13 @@ def resolve_rd_channels(
             f"lower r, or pass rd_min=1 or rd_channels explicitly"
         )
     return width
+
+
+def check_odd_kernel(kernel_size: int, what: str = "kernel_size") -> int:
+    """Validate an odd, positive kernel size (even kernels cannot keep the length with symmetric padding)."""
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"{what} must be a positive odd integer (1, 3, 5, 7, ...), got {kernel_size!r}")
+    return kernel_size
 
 
 def spatial_dims(x: torch.Tensor) -> tuple[int, ...]:
