@@ -1,0 +1,548 @@
+"""From a published checkpoint to a loaded senet model.
+
+Pipeline: read (safetensors / safe pickle / URL with SHA-256) -> detect the layout -> convert to canonical names
+(:mod:`senet.weights.layouts`) -> read the architecture off the tensors -> pick the senet model -> bind canonical
+names to the model's own names -> check structure the weights cannot show (stride placement, stem pooling) ->
+strict load. Every failure is a :class:`~senet.errors.SenetError` that names the layout it believed it saw and the
+missing / unexpected / mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from senet.errors import SenetError
+
+from .io import Checkpoint, fetch_url, is_url, read_checkpoint, save_safetensors
+from .layouts import Arch, Detection, detect_layout, get_layout, infer_arch, strip_prefixes
+from .pretrained import get_pretrained_cfg
+
+__all__ = [
+    "LoadResult",
+    "Converted",
+    "to_canonical",
+    "infer_model",
+    "bind_state_dict",
+    "load_pretrained",
+    "convert_checkpoint",
+    "save_pretrained",
+    "model_name_of",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+# ---------------------------------------------------------------------------------------------------------------
+# Canonical -> senet module names. Canonical names are torchvision's plus ``attn`` for the attention module; the
+# zoo uses the same names, so most keys pass unchanged. Each rule is tried only when the canonical key is absent
+# from the model, and kept only when its result is present.
+# ---------------------------------------------------------------------------------------------------------------
+_BIND_ALTERNATIVES: list[tuple[str, str]] = [
+    (r"\.attn\.", ".se."),
+    (r"^stem\.conv(\d)\.", r"conv\1."),
+    (r"^stem\.bn(\d)\.", r"bn\1."),
+    (r"^fc\.", "head.fc."),
+    (r"^fc\.", "classifier."),
+]
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_pretrained` did."""
+
+    path: str
+    layout: str
+    detection: Detection | None
+    arch: Arch | None
+    adapted: list[str] = field(default_factory=list)  # model changes made to fit exactly (ECA k, MLP biases)
+    missing: list[str] = field(default_factory=list)  # left at init (strict=False or new attention)
+    unexpected: list[str] = field(default_factory=list)
+    mis_shaped: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def model_name_of(model: nn.Module) -> str:
+    """The registry name of a senet model when it carries one, else its class name."""
+    for attr in ("model_name", "name", "arch"):
+        v = getattr(model, attr, None)
+        if isinstance(v, str) and v:
+            return v
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if isinstance(cfg, Mapping) and isinstance(cfg.get("model"), str):
+        return cfg["model"]
+    return type(model).__name__
+
+
+def to_canonical(state_dict: Mapping[str, torch.Tensor], layout: str | None = None) -> tuple[StateDict, Detection]:
+    """Convert a published state_dict to canonical senet names. ``layout=None`` detects it."""
+    if layout is None:
+        det = detect_layout(state_dict)
+    else:
+        get_layout(layout)
+        _, prefixes = strip_prefixes(state_dict)
+        det = Detection(layout, ["given by the caller"], prefixes, [layout])
+    sd, _ = strip_prefixes(state_dict)
+    return get_layout(det.layout).to_canonical(sd), det
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which senet model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _candidate_names(arch: Arch, layout: str) -> list[str]:
+    """senet model names that could hold ``arch``, best first."""
+    prefix = {"se": "se_", "eca": "eca_", "cbam": "cbam_", None: ""}[arch.attn]
+    d = arch.depth
+    caffe = get_layout(layout).caffe
+    if arch.deep_stem and arch.groups == 64:
+        return ["senet154"]
+    if arch.groups > 1:
+        return [f"{prefix}resnext{d}_{arch.groups}x{arch.base_width}d"]
+    names = []
+    if arch.base_width == 128:
+        names.append(f"{prefix}wide_resnet{d}_2")
+    if caffe:
+        names.append(f"{prefix}resnet{d}_caffe")
+    else:
+        names.append(f"{prefix}resnet{d}")
+    return names
+
+
+def _attn_kwarg_options(arch: Arch, layout: str) -> list[dict[str, Any]]:
+    """``create_model`` overrides to try, in order, so the attention widths / kernels / biases match."""
+    opts: list[dict[str, Any]] = [{}]
+    if arch.attn in ("se", "cbam"):
+        bias_key = "bias" if arch.attn == "se" else "mlp_bias"
+        base: dict[str, Any] = {}
+        if arch.attn_bias is not None:
+            base[bias_key] = arch.attn_bias
+        for divisor in (1, 8):
+            opts.append({"attn_kwargs": {**base, "rd_ratio": 1 / 16, "rd_divisor": divisor}})
+        if base:
+            opts.insert(1, {"attn_kwargs": dict(base)})
+        if arch.attn == "se" and not arch.attn_bias:
+            # A bias-free SE loads exactly into a biased one with zero biases: the stock model is fine too.
+            opts.insert(1, {})
+    elif arch.attn == "eca":
+        ks = list(arch.eca_kernels)
+        if len(set(ks)) == 1:
+            opts.append({"attn_kwargs": {"kernel_size": ks[0]}})
+        opts.append({"eca_kernels": ks})
+    return opts
+
+
+def _create(name: str, **kwargs: Any) -> nn.Module:
+    from senet.models import create_model
+
+    return create_model(name, **kwargs)
+
+
+def _model_exists(name: str) -> bool:
+    from senet.models import is_model
+
+    return bool(is_model(name))
+
+
+def infer_model(arch: Arch, layout: str, model_name: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Pick the senet model (and ``create_model`` overrides) for weights of ``arch`` in ``layout``.
+
+    The overrides are those of the first candidate whose tensor shapes all match, checked on the meta device so
+    even SENet-154 costs nothing to try.
+    """
+    names = [model_name] if model_name else _candidate_names(arch, layout)
+    existing = [n for n in names if _model_exists(n)]
+    if not existing:
+        from senet.models import list_models
+
+        raise SenetError(
+            f"no senet model for {arch.describe()} (layout {layout}); tried {', '.join(names)}. Pass --model NAME "
+            f"(one of {len(list_models())} models: see `senet summary` / senet.models.list_models())"
+        )
+    name = existing[0]
+    base_kwargs: dict[str, Any] = {}
+    if arch.num_classes:
+        base_kwargs["num_classes"] = arch.num_classes
+    last_err: Exception | None = None
+    for opt in _attn_kwarg_options(arch, layout):
+        try:
+            with torch.device("meta"):
+                model = _create(name, **base_kwargs, **opt)
+        except (TypeError, ValueError) as exc:  # the zoo does not take this override
+            last_err = exc
+            continue
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if _arch_fits(arch, shapes):
+            return name, {**base_kwargs, **opt}
+    # No exact fit: return the stock model; the binding step reports the mismatch (or adapts ECA k / biases).
+    del last_err
+    return name, base_kwargs
+
+
+def _arch_fits(arch: Arch, shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    """Do the attention tensors of a candidate model have the shapes ``arch`` needs?"""
+    if arch.attn is None:
+        return True
+    for s in range(len(arch.depths)):
+        hits = {k: v for k, v in shapes.items() if re.match(rf"^layer{s + 1}\.0\.(attn|se)\.", k)}
+        if arch.attn == "eca":
+            conv = [v for k, v in hits.items() if k.endswith("conv.weight")]
+            if not conv or conv[0][-1] != arch.eca_kernels[s]:
+                return False
+        else:
+            fc1 = [v for k, v in hits.items() if k.endswith("fc1.weight")]
+            if not fc1 or fc1[0][0] != arch.rd_channels[s]:
+                return False
+            has_bias = any(k.endswith("fc1.bias") for k in hits)
+            if arch.attn == "cbam" and has_bias != bool(arch.attn_bias):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Binding canonical names to a model, with the exact adaptations
+# ---------------------------------------------------------------------------------------------------------------
+
+_ATTN_TYPES: tuple[type, ...] = ()
+
+
+def _attn_types() -> tuple[type, ...]:
+    global _ATTN_TYPES
+    if not _ATTN_TYPES:
+        from senet import layers
+
+        _ATTN_TYPES = tuple(
+            getattr(layers, n)
+            for n in ("SqueezeExcite", "EfficientChannelAttn", "CBAM", "ChannelAttn", "SpatialAttn", "SCSE")
+            if hasattr(layers, n)
+        )
+    return _ATTN_TYPES
+
+
+def _attn_prefixes(model: nn.Module) -> list[str]:
+    return [name + "." for name, m in model.named_modules() if name and isinstance(m, _attn_types())]
+
+
+def _is_attn_key(key: str, prefixes: list[str]) -> bool:
+    return any(key.startswith(p) for p in prefixes)
+
+
+def _rename_for_model(sd: StateDict, model_keys: set[str]) -> StateDict:
+    out: StateDict = {}
+    for k, v in sd.items():
+        if k not in model_keys:
+            for pat, repl in _BIND_ALTERNATIVES:
+                alt = re.sub(pat, repl, k)
+                if alt != k and alt in model_keys:
+                    k = alt
+                    break
+        out[k] = v
+    return out
+
+
+def bind_state_dict(
+    canonical: Mapping[str, torch.Tensor], model: nn.Module, adapt: bool = True
+) -> tuple[StateDict, list[str]]:
+    """Canonical tensors renamed to ``model``'s keys, plus exact adaptations.
+
+    With ``adapt=True`` three differences that the tensors fully determine are resolved without changing the
+    network's function: a bias-free SE/CBAM MLP loads into a biased one with zero biases; an MLP bias the model
+    lacks is added to its ``nn.Linear``; an ECA kernel size different from the model's replaces that block's
+    ``Conv1d``. Returns the state_dict and a list of what was adapted.
+    """
+    own = model.state_dict()
+    sd = _rename_for_model(dict(canonical), set(own))
+    notes: list[str] = []
+    if not adapt:
+        return sd, notes
+    attn_prefixes = _attn_prefixes(model)
+    n_zero = 0
+    n_added = 0
+    n_eca = 0
+    for key in list(own):
+        if key.endswith(".bias") and key not in sd and _is_attn_key(key, attn_prefixes):
+            w = key[: -len("bias")] + "weight"
+            if w in sd:
+                sd[key] = torch.zeros_like(own[key], device="cpu")
+                n_zero += 1
+    for key in list(sd):
+        if key in own or not key.endswith(".bias") or not _is_attn_key(key, attn_prefixes):
+            continue
+        mod_name = key[: -len(".bias")]
+        try:
+            mod = model.get_submodule(mod_name)
+        except AttributeError:
+            continue
+        if isinstance(mod, nn.Linear) and mod.bias is None and sd[key].shape == (mod.out_features,):
+            mod.bias = nn.Parameter(torch.zeros(mod.out_features, device=mod.weight.device, dtype=mod.weight.dtype))
+            n_added += 1
+    for prefix in attn_prefixes:
+        key = prefix + "conv.weight"
+        mod = model.get_submodule(prefix[:-1])
+        is_eca = hasattr(mod, "kernel_size") and isinstance(getattr(mod, "conv", None), nn.Conv1d)
+        if is_eca and key in sd and key in own:
+            k_new = int(sd[key].shape[-1])
+            if sd[key].shape != own[key].shape and sd[key].ndim == 3 and k_new % 2 == 1:
+                old = mod.conv
+                mod.conv = nn.Conv1d(1, 1, k_new, padding=(k_new - 1) // 2, bias=False).to(old.weight)
+                mod.kernel_size = k_new
+                n_eca += 1
+    if n_zero:
+        notes.append(f"{n_zero} attention biases absent from the checkpoint set to zero (same function)")
+    if n_added:
+        notes.append(f"{n_added} attention MLP layers given the biases the checkpoint carries")
+    if n_eca:
+        notes.append(f"{n_eca} ECA blocks rebuilt with the checkpoint's kernel sizes")
+    return sd, notes
+
+
+def _compare(sd: Mapping[str, torch.Tensor], model: nn.Module) -> tuple[list[str], list[str], list[str]]:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    mis = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    return missing, unexpected, mis
+
+
+def _fmt_keys(keys: list[str], n: int = 6) -> str:
+    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> list[str]:
+    """Differences the weights cannot reveal but the layout implies: stride placement and stem max-pool."""
+    problems: list[str] = []
+    if arch is None or layout in ("senet",):
+        return problems
+    caffe = get_layout(layout).caffe
+    pool = next((m for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)), None)
+    if pool is not None:
+        pad = pool.padding if isinstance(pool.padding, int) else pool.padding[0]
+        if caffe and not (pool.ceil_mode and pad == 0):
+            problems.append("the Caffe release needs the stem max-pool 3x3/2 with ceil_mode=True and no padding")
+        if not caffe and (pool.ceil_mode or pad != 1):
+            problems.append("this layout needs the stem max-pool 3x3/2 with padding 1 (floor mode)")
+    if arch.block == "bottleneck":
+        try:
+            conv1 = model.get_submodule("layer2.0.conv1")
+            conv2 = model.get_submodule("layer2.0.conv2")
+        except AttributeError:
+            return problems
+        stride_1x1 = getattr(conv1, "stride", (1, 1))[0] == 2
+        want_1x1 = caffe and arch.groups == 1
+        if stride_1x1 != want_1x1:
+            where = "first 1x1 conv" if want_1x1 else "3x3 conv"
+            problems.append(f"this layout puts the stride on the {where} of each bottleneck (model: the other)")
+        del conv2
+    return problems
+
+
+def _load_into(
+    model: nn.Module,
+    canonical: StateDict,
+    *,
+    path: str,
+    det: Detection | None,
+    arch: Arch | None,
+    strict: bool,
+    adapt: bool,
+    init_missing_attn: bool,
+    metadata: dict[str, Any],
+) -> LoadResult:
+    layout = det.layout if det else "senet"
+    sd, notes = bind_state_dict(canonical, model, adapt=adapt)
+    missing, unexpected, mis = _compare(sd, model)
+    attn_prefixes = _attn_prefixes(model)
+    where = f"{path} (layout {det})" if det else path
+    if init_missing_attn:
+        missing_attn = [k for k in missing if _is_attn_key(k, attn_prefixes)]
+        missing = [k for k in missing if k not in missing_attn]
+    else:
+        missing_attn = []
+    problems = _structure_problems(model, layout, arch)
+    if problems:
+        raise SenetError(
+            f"{where} does not fit {model_name_of(model)}: {'; '.join(problems)}. Renaming keys is not enough; "
+            "pick the matching model (e.g. the *_caffe variant for the Caffe release)"
+        )
+    if strict and (missing or unexpected or mis):
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {_fmt_keys(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {_fmt_keys(unexpected)}")
+        if mis:
+            parts.append(f"mis-shaped {len(mis)}: {_fmt_keys(mis, 4)}")
+        hint = ""
+        if missing and all(_is_attn_key(k, attn_prefixes) for k in missing) and not unexpected and not mis:
+            hint = "; to start the attention blocks fresh from plain weights pass init_missing_attn=True"
+        elif arch is not None:
+            hint = f"; the weights describe {arch.describe()}"
+        raise SenetError(f"{where} does not fit {model_name_of(model)}: {'; '.join(parts)}{hint}")
+    loadable = {k: v for k, v in sd.items() if k not in unexpected and not any(m.startswith(k + ":") for m in mis)}
+    own = model.state_dict()
+    with torch.no_grad():
+        for k, v in loadable.items():
+            own[k].copy_(v.to(dtype=own[k].dtype) if own[k].is_floating_point() else v)
+    return LoadResult(
+        path=path,
+        layout=layout,
+        detection=det,
+        arch=arch,
+        adapted=notes,
+        missing=missing + missing_attn,
+        unexpected=unexpected,
+        mis_shaped=mis,
+        metadata=metadata,
+    )
+
+
+def _resolve_source(path_or_url: str | os.PathLike[str], sha256: str | None) -> str:
+    src = os.fspath(path_or_url)
+    if is_url(src):
+        return str(fetch_url(src, sha256=sha256))
+    return src
+
+
+def load_pretrained(
+    model: nn.Module,
+    path_or_url: str | os.PathLike[str],
+    strict: bool = True,
+    *,
+    layout: str | None = None,
+    sha256: str | None = None,
+    adapt: bool = True,
+    init_missing_attn: bool = False,
+) -> LoadResult:
+    """Load published weights of any supported layout into a senet ``model`` (in place).
+
+    Args:
+        model: a senet model (``create_model(name, pretrained=...)`` calls this).
+        path_or_url: a ``.safetensors`` file, a pickled checkpoint (read with ``weights_only=True``), or an
+            http(s) URL, fetched only because the caller passed it and checked against ``sha256``.
+        strict: every tensor must match by name and shape (the default); ``False`` loads what matches and
+            reports the rest in the result.
+        layout: skip detection and treat the file as this layout (:func:`senet.weights.list_layouts`).
+        sha256: expected SHA-256 (or hex prefix) of a URL download.
+        adapt: resolve the exact differences described in :func:`bind_state_dict` (ECA k, MLP biases).
+        init_missing_attn: attention tensors the file lacks keep their initialisation (start an SE model from
+            plain ResNet weights); everything else stays strict.
+
+    Returns:
+        A :class:`LoadResult` (layout, evidence, adaptations, keys not loaded, file metadata).
+    """
+    path = _resolve_source(path_or_url, sha256)
+    ckpt = read_checkpoint(path)
+    meta_layout = ckpt.metadata.get("layout") if isinstance(ckpt.metadata.get("layout"), str) else None
+    if layout is None and meta_layout == "senet":
+        canonical, det, arch = dict(ckpt.state_dict), None, None
+    else:
+        canonical, det = to_canonical(ckpt.state_dict, layout)
+        arch = infer_arch(canonical) if det.layout != "senet" else None
+    model_was_training = model.training
+    result = _load_into(
+        model,
+        canonical,
+        path=path,
+        det=det,
+        arch=arch,
+        strict=strict,
+        adapt=adapt,
+        init_missing_attn=init_missing_attn,
+        metadata=ckpt.metadata,
+    )
+    model.train(model_was_training)
+    return result
+
+
+@dataclass
+class Converted:
+    """Result of :func:`convert_checkpoint`: a senet model holding the converted weights."""
+
+    model: nn.Module
+    model_name: str
+    model_kwargs: dict[str, Any]
+    detection: Detection
+    arch: Arch
+    load: LoadResult
+    checkpoint: Checkpoint
+
+
+def convert_checkpoint(
+    path_or_url: str | os.PathLike[str],
+    model_name: str | None = None,
+    layout: str | None = None,
+    *,
+    sha256: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> Converted:
+    """Detect, convert and strictly load a published checkpoint into a freshly built senet model."""
+    path = _resolve_source(path_or_url, sha256)
+    ckpt = read_checkpoint(path)
+    canonical, det = to_canonical(ckpt.state_dict, layout)
+    arch = infer_arch(canonical)
+    if model_kwargs:
+        name = model_name or _candidate_names(arch, det.layout)[0]
+        kwargs = dict(model_kwargs)
+        kwargs.setdefault("num_classes", arch.num_classes or 1000)
+    else:
+        name, kwargs = infer_model(arch, det.layout, model_name)
+    model = _create(name, **kwargs)
+    model.eval()
+    result = _load_into(
+        model,
+        canonical,
+        path=path,
+        det=det,
+        arch=arch,
+        strict=True,
+        adapt=True,
+        init_missing_attn=False,
+        metadata=ckpt.metadata,
+    )
+    return Converted(model, name, kwargs, det, arch, result, ckpt)
+
+
+def save_pretrained(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    model_name: str | None = None,
+    layout_source: str = "senet",
+    model_kwargs: Mapping[str, Any] | None = None,
+    class_names: list[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``model``'s weights to a safetensors file with senet metadata. Returns the metadata written.
+
+    The file records ``layout="senet"`` (its tensors use senet's names) and ``source_layout`` (where they came
+    from), the model name and overrides, and the preprocessing of :func:`get_pretrained_cfg`.
+    """
+    from senet import __version__
+
+    name = model_name or model_name_of(model)
+    cfg = get_pretrained_cfg(name)
+    meta: dict[str, Any] = {
+        "model": name,
+        "layout": "senet",
+        "source_layout": layout_source,
+        "senet_version": __version__,
+        **cfg.metadata(),
+    }
+    if model_kwargs:
+        meta["model_kwargs"] = dict(model_kwargs)
+    if class_names is not None:
+        meta["class_names"] = list(class_names)
+    if extra:
+        meta.update(extra)
+    save_safetensors(model.state_dict(), path, meta)
+    return meta

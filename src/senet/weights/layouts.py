@@ -1,0 +1,442 @@
+"""Checkpoint layouts: how each published implementation names and shapes its tensors.
+
+Every layout converts its state_dict to senet's *canonical* names, which are torchvision's ResNet names plus the
+attention module under ``attn`` (see :data:`CANONICAL_NOTE`)::
+
+    conv1 bn1 | stem.conv{1,2,3} stem.bn{1,2,3}     (7x7 stem | SENet-154's three 3x3 convs)
+    layer{1..4}.{i}.conv{1,2,3} .bn{1,2,3} .downsample.{0,1}
+    layer{s}.{i}.attn.fc1 .fc2                      (SE, nn.Linear weights: 2-D)
+    layer{s}.{i}.attn.conv                          (ECA, Conv1d(1, 1, k))
+    layer{s}.{i}.attn.channel.fc{1,2} .spatial.conv .spatial.bn   (CBAM, spatial input order [mean, max])
+    fc
+
+:mod:`senet.weights.convert` then binds canonical names to the model's own module names. Layouts are detected from
+key names and tensor shapes only (:func:`detect_layout`); what the weights cannot tell (where the stride sits, how
+the stem max-pool rounds) is implied by the layout's name — e.g. the Caffe-converted SENet release always means
+stride in the first 1x1 and a ``ceil_mode`` max-pool.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from senet.errors import SenetError
+
+__all__ = [
+    "Layout",
+    "Detection",
+    "Arch",
+    "LAYOUTS",
+    "list_layouts",
+    "get_layout",
+    "detect_layout",
+    "strip_prefixes",
+    "infer_arch",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+# Prefixes wrappers add: DataParallel/DDP ("module."), torch.compile ("_orig_mod."), mmpretrain ("backbone."),
+# Lightning-style ("model.").
+_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> tuple[StateDict, list[str]]:
+    """Remove wrapper prefixes shared by every key. Returns the new dict and the prefixes removed."""
+    sd = dict(state_dict)
+    removed: list[str] = []
+    changed = True
+    while changed and sd:
+        changed = False
+        for p in _PREFIXES:
+            if all(k.startswith(p) for k in sd):
+                sd = {k[len(p) :]: v for k, v in sd.items()}
+                removed.append(p)
+                changed = True
+    return sd, removed
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One published checkpoint layout.
+
+    Attributes:
+        name: short id used by ``--layout`` and stored in converted files.
+        title: what it is, for humans.
+        source: the code or release it comes from.
+        signature: regexes over (prefix-stripped) keys; all must match some key for the layout to be detected.
+        exclude: regexes that must match no key.
+        to_canonical: state_dict (prefix-stripped) -> canonical senet names.
+        caffe: the layout implies the original Caffe ResNet (stride in the first 1x1, ceil-mode stem pool).
+    """
+
+    name: str
+    title: str
+    source: str
+    signature: tuple[str, ...]
+    exclude: tuple[str, ...]
+    to_canonical: Callable[[StateDict], StateDict]
+    caffe: bool = False
+    priority: int = 0  # higher wins when several layouts match
+
+    def evidence(self, keys: Iterable[str]) -> list[str] | None:
+        """The keys that prove this layout, or None when it does not match."""
+        keys = list(keys)
+        found = []
+        for pat in self.signature:
+            rx = re.compile(pat)
+            hit = next((k for k in keys if rx.search(k)), None)
+            if hit is None:
+                return None
+            found.append(hit)
+        for pat in self.exclude:
+            rx = re.compile(pat)
+            if any(rx.search(k) for k in keys):
+                return None
+        return found
+
+
+@dataclass
+class Detection:
+    """What :func:`detect_layout` concluded, and why."""
+
+    layout: str
+    evidence: list[str]
+    prefixes: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)  # every layout whose signature matched
+
+    def __str__(self) -> str:
+        pre = f" after stripping {'/'.join(self.prefixes)}" if self.prefixes else ""
+        return f"{self.layout} (keys {', '.join(self.evidence)}{pre})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conversion helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _squeeze_1x1(t: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution weight (out, in, 1, 1) as the equivalent nn.Linear weight (out, in)."""
+    return t.reshape(t.shape[0], t.shape[1]) if t.ndim == 4 else t
+
+
+def _swap_max_mean(t: torch.Tensor) -> torch.Tensor:
+    """CBAM release spatial conv takes [max, mean]; senet takes [mean, max]: swap the two input channels."""
+    return t[:, [1, 0]].contiguous()
+
+
+Rule = tuple[str, str, Callable[[torch.Tensor], torch.Tensor] | None]
+
+
+def _apply_rules(sd: StateDict, rules: list[Rule]) -> StateDict:
+    """Rename keys with the first matching regex rule (and transform its tensor); other keys pass unchanged."""
+    compiled = [(re.compile(p), r, f) for p, r, f in rules]
+    out: StateDict = {}
+    for k, v in sd.items():
+        for rx, repl, fn in compiled:
+            if rx.search(k):
+                k = rx.sub(repl, k)
+                if fn is not None:
+                    v = fn(v)
+                break
+        if k in out:
+            raise SenetError(f"two checkpoint tensors map to the same senet key {k!r}")
+        out[k] = v
+    return out
+
+
+def _identity(sd: StateDict) -> StateDict:
+    return dict(sd)
+
+
+def _timm_to_canonical(sd: StateDict) -> StateDict:
+    return _apply_rules(
+        sd,
+        [
+            (r"\.se\.spatial\.conv\.conv\.", ".attn.spatial.conv.", None),
+            (r"\.se\.spatial\.conv\.bn\.", ".attn.spatial.bn.", None),
+            (r"\.se\.channel\.(fc[12])\.weight$", r".attn.channel.\1.weight", _squeeze_1x1),
+            (r"\.se\.channel\.(fc[12])\.bias$", r".attn.channel.\1.bias", None),
+            (r"\.se\.(fc[12])\.weight$", r".attn.\1.weight", _squeeze_1x1),
+            (r"\.se\.(fc[12])\.bias$", r".attn.\1.bias", None),
+            (r"\.se\.conv\.weight$", ".attn.conv.weight", None),
+        ],
+    )
+
+
+def _caffe_to_canonical(sd: StateDict) -> StateDict:
+    deep = "layer0.conv2.weight" in sd
+    stem = "stem." if deep else ""
+    return _apply_rules(
+        sd,
+        [
+            (r"^layer0\.(conv|bn)(\d)\.", rf"{stem}\1\2.", None),
+            (r"\.se_module\.(fc[12])\.weight$", r".attn.\1.weight", _squeeze_1x1),
+            (r"\.se_module\.(fc[12])\.bias$", r".attn.\1.bias", None),
+            (r"^last_linear\.", "fc.", None),
+        ],
+    )
+
+
+def _eca_release_to_canonical(sd: StateDict) -> StateDict:
+    return _apply_rules(sd, [(r"\.eca\.conv\.weight$", ".attn.conv.weight", None)])
+
+
+def _cbam_release_to_canonical(sd: StateDict) -> StateDict:
+    return _apply_rules(
+        sd,
+        [
+            (r"\.cbam\.ChannelGate\.mlp\.1\.", ".attn.channel.fc1.", None),
+            (r"\.cbam\.ChannelGate\.mlp\.3\.", ".attn.channel.fc2.", None),
+            (r"\.cbam\.SpatialGate\.spatial\.conv\.weight$", ".attn.spatial.conv.weight", _swap_max_mean),
+            (r"\.cbam\.SpatialGate\.spatial\.bn\.", ".attn.spatial.bn.", None),
+        ],
+    )
+
+
+def _mmpretrain_convert(sd: StateDict) -> StateDict:
+    # Two passes: strip the wrapper names, then map the SE layer (rules match one key once).
+    sd = _apply_rules(sd, [(r"^backbone\.", "", None), (r"^head\.fc\.", "fc.", None)])
+    return _apply_rules(
+        sd,
+        [
+            (r"\.se_layer\.conv([12])\.conv\.weight$", r".attn.fc\1.weight", _squeeze_1x1),
+            (r"\.se_layer\.conv([12])\.conv\.bias$", r".attn.fc\1.bias", None),
+        ],
+    )
+
+
+def _moskomule_to_canonical(sd: StateDict) -> StateDict:
+    # SELayer.fc = Sequential(Linear(C, C//r, bias=False), ReLU, Linear(C//r, C, bias=False), Sigmoid)
+    return _apply_rules(
+        sd,
+        [
+            (r"\.se\.fc\.0\.", ".attn.fc1.", None),
+            (r"\.se\.fc\.2\.", ".attn.fc2.", None),
+        ],
+    )
+
+
+_ATTN_ANY = r"\.(se|se_module|se_layer|eca|cbam|attn)\."
+
+#: Every layout senet converts, most specific first.
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in [
+        Layout(
+            "senet",
+            "senet's own names (a converted file or a senet training checkpoint)",
+            "senet",
+            (r"^layer1\.0\.attn\.",),
+            (),
+            _identity,
+            priority=10,
+        ),
+        Layout(
+            "caffe_senet",
+            "the official SENet release converted from Caffe (Cadene pretrainedmodels; timm legacy_se*)",
+            "github.com/hujie-frank/SENet via Cadene/pretrainedmodels, timm legacy_seresnet*/legacy_senet154",
+            (r"^layer0\.conv1\.weight$", r"\.se_module\.fc1\.weight$", r"^last_linear\.weight$"),
+            (),
+            _caffe_to_canonical,
+            caffe=True,
+            priority=9,
+        ),
+        Layout(
+            "timm",
+            "timm ResNet family with attention (seresnet*, seresnext*, resnet + attn_layer eca/cbam)",
+            "github.com/huggingface/pytorch-image-models timm/models/resnet.py",
+            (r"^layer1\.0\.se\.(fc1|conv|channel)\.",),
+            (r"\.se\.fc\.0\.",),
+            _timm_to_canonical,
+            priority=8,
+        ),
+        Layout(
+            "eca_release",
+            "the ECA-Net release (eca_resnet*_k3557 .pth.tar, DataParallel prefix, optimizer alongside)",
+            "github.com/BangguWu/ECANet models/eca_resnet.py",
+            (r"^layer1\.0\.eca\.conv\.weight$",),
+            (),
+            _eca_release_to_canonical,
+            priority=8,
+        ),
+        Layout(
+            "cbam_release",
+            "the official CBAM release (Linear MLP with bias, spatial conv input [max, mean])",
+            "github.com/Jongchan/attention-module MODELS/cbam.py, model_resnet.py",
+            (r"\.cbam\.ChannelGate\.mlp\.1\.weight$", r"\.cbam\.SpatialGate\.spatial\.conv\.weight$"),
+            (),
+            _cbam_release_to_canonical,
+            priority=8,
+        ),
+        Layout(
+            "mmpretrain",
+            "OpenMMLab mmpretrain / mmcls SEResNet (backbone., se_layer.conv1.conv, head.fc)",
+            "github.com/open-mmlab/mmpretrain mmpretrain/models/backbones/seresnet.py",
+            (r"^backbone\.layer1\.0\.",),
+            (),
+            _mmpretrain_convert,
+            priority=8,
+        ),
+        Layout(
+            "moskomule",
+            "moskomule/senet.pytorch (torchvision ResNet + Linear SE without bias)",
+            "github.com/moskomule/senet.pytorch senet/se_resnet.py",
+            (r"^layer1\.0\.se\.fc\.0\.weight$",),
+            (),
+            _moskomule_to_canonical,
+            priority=8,
+        ),
+        Layout(
+            "torchvision",
+            "torchvision resnet*/resnext*/wide_resnet* (same names as timm's plain resnet*)",
+            "github.com/pytorch/vision torchvision/models/resnet.py",
+            (r"^conv1\.weight$", r"^layer1\.0\.conv1\.weight$", r"^fc\.weight$"),
+            (_ATTN_ANY, r"^stem\."),
+            _identity,
+            priority=1,
+        ),
+    ]
+}
+
+
+def list_layouts() -> list[str]:
+    """Names accepted by ``--layout`` / ``layout=``."""
+    return list(LAYOUTS)
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise SenetError(f"unknown layout {name!r}; choose one of: {', '.join(LAYOUTS)}") from None
+
+
+def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> Detection:
+    """Identify which implementation wrote ``state_dict`` from its key names (after stripping wrapper prefixes).
+
+    Returns a :class:`Detection` with the layout name and the keys that gave it away. Raises SenetError when no
+    layout matches, quoting a few keys so the user can see what the file holds.
+    """
+    sd, prefixes = strip_prefixes(state_dict)
+    keys = list(sd)
+    matches = []
+    for layout in LAYOUTS.values():
+        ev = layout.evidence(keys)
+        if ev is not None:
+            matches.append((layout.priority, layout.name, ev))
+    if not matches:
+        sample = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        raise SenetError(
+            f"unrecognised checkpoint layout ({len(keys)} tensors: {sample}); known layouts: "
+            f"{', '.join(LAYOUTS)}. Pass --layout NAME if it is one of them with unusual names"
+        )
+    matches.sort(key=lambda m: -m[0])
+    _, name, ev = matches[0]
+    return Detection(name, ev, prefixes, [m[1] for m in matches])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Architecture inference from canonical tensors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Arch:
+    """What the canonical tensors say about the network that produced them."""
+
+    block: str  # "basic" or "bottleneck"
+    depths: tuple[int, ...]  # blocks per stage
+    deep_stem: bool  # three 3x3 stem convs (SENet-154) instead of one 7x7
+    groups: int  # grouped 3x3 (ResNeXt cardinality)
+    width: int  # channels of the first block's 3x3 conv in stage 1
+    attn: str | None  # "se", "eca", "cbam" or None
+    attn_channels: tuple[int, ...] = ()  # C gated per stage
+    rd_channels: tuple[int, ...] = ()  # SE / CBAM reduced width per stage
+    attn_bias: bool | None = None  # SE / CBAM MLP has biases
+    eca_kernels: tuple[int, ...] = ()  # ECA kernel per stage
+    downsample_kernel: int = 1  # projection shortcut kernel (SENet-154: 3 in stages 3-5)
+    num_classes: int = 0
+
+    @property
+    def depth(self) -> int:
+        per_block = 3 if self.block == "bottleneck" else 2
+        return per_block * sum(self.depths) + 2
+
+    @property
+    def base_width(self) -> int:
+        """torchvision's ``width_per_group``: 3x3 width per group at stage 1."""
+        return self.width // self.groups
+
+    def describe(self) -> str:
+        parts = [f"{self.block} blocks {list(self.depths)} (depth {self.depth})"]
+        if self.deep_stem:
+            parts.append("deep 3x3 stem")
+        if self.groups > 1:
+            parts.append(f"{self.groups}x{self.base_width}d groups")
+        elif self.base_width != 64:
+            parts.append(f"width per group {self.base_width}")
+        if self.attn:
+            extra = f" k={list(self.eca_kernels)}" if self.attn == "eca" else f" rd={list(self.rd_channels)}"
+            parts.append(f"{self.attn}{extra}")
+        parts.append(f"{self.num_classes} classes")
+        return ", ".join(parts)
+
+
+def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
+    """Read the architecture off canonical tensor names and shapes."""
+    stages: dict[int, set[int]] = {}
+    for k in sd:
+        m = re.match(r"^layer(\d+)\.(\d+)\.", k)
+        if m:
+            stages.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    if not stages or "layer1.0.conv1.weight" not in sd:
+        raise SenetError("the weights hold no ResNet stages (no layer1.0.conv1.weight after conversion)")
+    depths = tuple(len(stages[s]) for s in sorted(stages))
+    bottleneck = "layer1.0.conv3.weight" in sd
+    conv1, conv2 = sd["layer1.0.conv1.weight"], sd["layer1.0.conv2.weight"]
+    groups = conv1.shape[0] // conv2.shape[1] if bottleneck else 1
+    width = conv2.shape[1] * groups if bottleneck else conv2.shape[0]
+    attn = None
+    if "layer1.0.attn.fc1.weight" in sd:
+        attn = "se"
+    elif "layer1.0.attn.conv.weight" in sd:
+        attn = "eca"
+    elif "layer1.0.attn.channel.fc1.weight" in sd:
+        attn = "cbam"
+    first = [f"layer{s}.0." for s in sorted(stages)]
+    chans: list[int] = []
+    rd: list[int] = []
+    bias = None
+    kernels: list[int] = []
+    if attn in ("se", "cbam"):
+        fc = "attn.fc1" if attn == "se" else "attn.channel.fc1"
+        chans = [int(sd[p + fc + ".weight"].shape[1]) for p in first]
+        rd = [int(sd[p + fc + ".weight"].shape[0]) for p in first]
+        bias = (first[0] + fc + ".bias") in sd
+    elif attn == "eca":
+        kernels = [int(sd[p + "attn.conv.weight"].shape[-1]) for p in first]
+    ds = [sd[p + "downsample.0.weight"] for p in first if p + "downsample.0.weight" in sd]
+    ds_kernel = int(ds[-1].shape[-1]) if ds else 1
+    fc_w = sd.get("fc.weight")
+    return Arch(
+        block="bottleneck" if bottleneck else "basic",
+        depths=depths,
+        deep_stem="stem.conv1.weight" in sd,
+        groups=int(groups),
+        width=int(width),
+        attn=attn,
+        attn_channels=tuple(chans),
+        rd_channels=tuple(rd),
+        attn_bias=bias,
+        eca_kernels=tuple(kernels),
+        downsample_kernel=ds_kernel,
+        num_classes=int(fc_w.shape[0]) if fc_w is not None else 0,
+    )
+
+
+CANONICAL_NOTE = __doc__
