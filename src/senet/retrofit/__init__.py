@@ -1,0 +1,65 @@
+"""Retrofit: put SE / ECA / CBAM into an existing network without changing what it computes.
+
+>>> import senet, torchvision
+>>> model, report = senet.retrofit(torchvision.models.resnet50(), "se")   # init="identity": same outputs
+>>> print(report)                                                          # where each block went, params added
+>>> [name for name, _ in senet.retrofit.attention_modules(model)][:2]
+['SE_2_1', 'SE_2_2']
+
+``senet.retrofit`` is both this module and the function :func:`retrofit` (the module is callable), so
+``senet.retrofit(model)`` and ``senet.retrofit.build_retrofit_model(...)`` both work.
+
+Supported families and where the blocks go are listed in :data:`SUPPORTED`; anything else takes ``targets=[globs]``.
+See ``docs/retrofit.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from .blocks import POSITIONS, IdentityInitAttn, RetrofitBasicBlock, RetrofitBottleneck, unwrap
+from .core import INITS, RetrofitReport, RetrofitSite, attention_modules, retrofit, retrofit_param_names
+from .families import SUPPORTED
+from .training import (
+    build_retrofit_model,
+    classifier_name,
+    create_base_model,
+    freeze_backbone,
+    load_state_dict_file,
+    trainable_parameter_names,
+    unfreeze,
+)
+
+__all__ = [
+    "INITS",
+    "POSITIONS",
+    "SUPPORTED",
+    "IdentityInitAttn",
+    "RetrofitBasicBlock",
+    "RetrofitBottleneck",
+    "RetrofitReport",
+    "RetrofitSite",
+    "attention_modules",
+    "build_retrofit_model",
+    "classifier_name",
+    "create_base_model",
+    "freeze_backbone",
+    "load_state_dict_file",
+    "retrofit",
+    "retrofit_param_names",
+    "trainable_parameter_names",
+    "unfreeze",
+    "unwrap",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``senet.retrofit(model, ...)`` call :func:`retrofit` while ``senet.retrofit.X`` stays the module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return retrofit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
