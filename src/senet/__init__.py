@@ -6,6 +6,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import retrofit  # callable module: senet.retrofit(model, ...) and senet.retrofit.<helpers>
 from .errors import SenetError
 from .layers import create_attn, list_attn
 
@@ -14,4 +15,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-__all__ = ["SenetError", "__version__", "create_attn", "list_attn"]
+__all__ = ["SenetError", "__version__", "create_attn", "list_attn", "retrofit"]

@@ -19,7 +19,7 @@ import sys
 import types
 from typing import Any
 
-from .blocks import POSITIONS, IdentityInitAttn, RetrofitBasicBlock, RetrofitBottleneck, unwrap
+from .blocks import POSITIONS, IdentityInitAttn, unwrap
 from .core import INITS, RetrofitReport, RetrofitSite, attention_modules, retrofit, retrofit_param_names
 from .families import SUPPORTED
 from .training import (
@@ -53,6 +53,15 @@ __all__ = [
     "unfreeze",
     "unwrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The torchvision block subclasses are built on first use (see blocks.py); `import senet` stays cheap.
+    if name in ("RetrofitBasicBlock", "RetrofitBottleneck"):
+        from . import blocks
+
+        return getattr(blocks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["IdentityInitAttn", "RetrofitBasicBlock", "RetrofitBottleneck", "POSITIONS", "unwrap"]
+# RetrofitBasicBlock / RetrofitBottleneck are built on first access (module __getattr__ below).
+__all__ = ["IdentityInitAttn", "POSITIONS", "unwrap"]
 
 #: Where an attention block can sit in a residual unit (paper names; "inner" is Table 15's SE_3x3).
 POSITIONS = ("standard", "pre", "post", "identity", "inner")
@@ -66,65 +66,81 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.attn if isinstance(module, IdentityInitAttn) else module
 
 
-class RetrofitBasicBlock(BasicBlock):
-    """torchvision ``BasicBlock`` with ``attn`` applied at ``attn_position``.
+def _build_resnet_blocks() -> dict[str, type]:
+    # torchvision is imported on first use only: `import senet` must stay cheap for the CLI.
+    from torchvision.models.resnet import BasicBlock, Bottleneck
 
-    Positions: ``standard`` (after ``bn2``, before the sum), ``pre`` (on the residual branch's input), ``post``
-    (after the sum and ReLU), ``identity`` (on the shortcut, in parallel to the residual branch) and ``inner``
-    (after the first 3x3 conv's ReLU).
-    """
+    class RetrofitBasicBlock(BasicBlock):
+        """torchvision ``BasicBlock`` with ``attn`` applied at ``attn_position``.
 
-    attn: nn.Module
-    attn_position: str
+        Positions: ``standard`` (after ``bn2``, before the sum), ``pre`` (on the residual branch's input), ``post``
+        (after the sum and ReLU), ``identity`` (on the shortcut, in parallel to the residual branch) and ``inner``
+        (after the first 3x3 conv's ReLU).
+        """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = self.attn_position
-        identity = x
-        out = self.attn(x) if pos == "pre" else x
-        out = self.relu(self.bn1(self.conv1(out)))
-        if pos == "inner":
-            out = self.attn(out)
-        out = self.bn2(self.conv2(out))
-        if pos == "standard":
-            out = self.attn(out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        if pos == "identity":
-            identity = self.attn(identity)
-        out += identity
-        out = self.relu(out)
-        if pos == "post":
-            out = self.attn(out)
-        return out
+        attn: nn.Module
+        attn_position: str
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pos = self.attn_position
+            identity = x
+            out = self.attn(x) if pos == "pre" else x
+            out = self.relu(self.bn1(self.conv1(out)))
+            if pos == "inner":
+                out = self.attn(out)
+            out = self.bn2(self.conv2(out))
+            if pos == "standard":
+                out = self.attn(out)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            if pos == "identity":
+                identity = self.attn(identity)
+            out += identity
+            out = self.relu(out)
+            if pos == "post":
+                out = self.attn(out)
+            return out
+
+    class RetrofitBottleneck(Bottleneck):
+        """torchvision ``Bottleneck`` with ``attn`` applied at ``attn_position``.
+
+        Positions as :class:`RetrofitBasicBlock`; ``inner`` is after the 3x3 conv's ReLU (the paper's SE_3x3),
+        where the block sees ``width`` channels instead of ``4 * planes``.
+        """
+
+        attn: nn.Module
+        attn_position: str
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pos = self.attn_position
+            identity = x
+            out = self.attn(x) if pos == "pre" else x
+            out = self.relu(self.bn1(self.conv1(out)))
+            out = self.relu(self.bn2(self.conv2(out)))
+            if pos == "inner":
+                out = self.attn(out)
+            out = self.bn3(self.conv3(out))
+            if pos == "standard":
+                out = self.attn(out)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            if pos == "identity":
+                identity = self.attn(identity)
+            out += identity
+            out = self.relu(out)
+            if pos == "post":
+                out = self.attn(out)
+            return out
+
+    for cls in (RetrofitBasicBlock, RetrofitBottleneck):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__
+    return {"RetrofitBasicBlock": RetrofitBasicBlock, "RetrofitBottleneck": RetrofitBottleneck}
 
 
-class RetrofitBottleneck(Bottleneck):
-    """torchvision ``Bottleneck`` with ``attn`` applied at ``attn_position``.
-
-    Positions as :class:`RetrofitBasicBlock`; ``inner`` is after the 3x3 conv's ReLU (the paper's SE_3x3), where the
-    block sees ``width`` channels instead of ``4 * planes``.
-    """
-
-    attn: nn.Module
-    attn_position: str
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pos = self.attn_position
-        identity = x
-        out = self.attn(x) if pos == "pre" else x
-        out = self.relu(self.bn1(self.conv1(out)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        if pos == "inner":
-            out = self.attn(out)
-        out = self.bn3(self.conv3(out))
-        if pos == "standard":
-            out = self.attn(out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        if pos == "identity":
-            identity = self.attn(identity)
-        out += identity
-        out = self.relu(out)
-        if pos == "post":
-            out = self.attn(out)
-        return out
+def __getattr__(name: str) -> type:
+    # PEP 562: build the torchvision subclasses when first asked for (also how pickle finds them).
+    if name in ("RetrofitBasicBlock", "RetrofitBottleneck"):
+        globals().update(_build_resnet_blocks())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import SenetError
-from .blocks import POSITIONS, RetrofitBasicBlock, RetrofitBottleneck
+from . import blocks as _blocks
+from .blocks import POSITIONS
 
 __all__ = ["Site", "Plan", "plan_model", "plan_targets", "SUPPORTED"]
 
@@ -85,6 +85,8 @@ def _check_position(family: str, position: str, allowed: Sequence[str]) -> None:
 
 # --------------------------------------------------------------------------------------------------------- ResNets
 def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
     blocks = [(n, m) for n, m in model.named_modules() if type(m) in (BasicBlock, Bottleneck)]
     if not blocks:
         return None
@@ -103,7 +105,7 @@ def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
         def install(m: nn.Module, block: nn.Module = block, basic: bool = basic) -> None:
             block.attn = m
             block.attn_position = position
-            block.__class__ = RetrofitBasicBlock if basic else RetrofitBottleneck
+            block.__class__ = _blocks.RetrofitBasicBlock if basic else _blocks.RetrofitBottleneck
 
         # ResNet stages are numbered as in the paper: layer1 = conv2_x = stage 2.
         sites.append(Site(f"{path}.attn", channels, stage + 1, index, install))
