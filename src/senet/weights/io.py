@@ -185,6 +185,10 @@ def _torch_load(path: str) -> Any:
             except (ImportError, AttributeError):
                 break
         else:
+            # dtype objects pickle as their ``numpy.dtypes.*DType`` class, which the scan above does not list.
+            import numpy as np
+
+            allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
             with torch.serialization.safe_globals(allowed):
                 return torch.load(path, map_location="cpu", weights_only=True)
     if unsafe:
