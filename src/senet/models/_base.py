@@ -1,0 +1,74 @@
+"""What every senet model shares: the classifier contract and paper-style attention names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from senet.errors import SenetError
+
+__all__ = ["ClassifierModel", "attn_name", "merge_kwargs", "check_positive_classes"]
+
+
+def attn_name(stage: int, block: int) -> str:
+    """Paper-style name of the attention block of ``block`` (1-based) in ``stage``: ``SE_4_6``.
+
+    The prefix is ``SE`` for every attention kind (SE, ECA, CBAM, ...), so the blocks of an SE net and of its ECA or
+    CBAM twin share names and can be compared key by key.
+    """
+    return f"SE_{stage}_{block}"
+
+
+def merge_kwargs(defaults: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``defaults`` updated with ``given`` (either may be ``None``)."""
+    return {**(defaults or {}), **(given or {})}
+
+
+def check_positive_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise SenetError(f"num_classes must be a non-negative integer (0 = no classifier), got {num_classes!r}")
+    return num_classes
+
+
+class ClassifierModel(nn.Module):
+    """Base of every senet model: ``forward = forward_head(forward_features(x))``.
+
+    Subclasses set ``num_features``, ``num_classes``, ``global_pool``, ``head_drop`` and ``fc`` (or override the head
+    methods) and implement ``forward_features`` and ``_attention_sites``.
+    """
+
+    num_features: int
+    num_classes: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global pooling, dropout and the classifier; ``pre_logits=True`` stops before the classifier."""
+        x = self.global_pool(x).flatten(1)
+        x = self.head_drop(x)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        """The final classifier module (``nn.Identity`` once reset to 0 classes)."""
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none, the model returns features)."""
+        self.num_classes = check_positive_classes(num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _attention_sites(self) -> Iterator[tuple[str, nn.Module | None]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def attention_modules(self) -> Iterator[tuple[str, nn.Module]]:
+        """``(name, module)`` for every attention block in forward order, named ``SE_<stage>_<block>``."""
+        for name, module in self._attention_sites():
+            if module is not None:
+                yield name, module
