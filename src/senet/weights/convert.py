@@ -478,16 +478,24 @@ class Converted:
 
 
 def convert_checkpoint(
-    path_or_url: str | os.PathLike[str],
+    source: str | os.PathLike[str] | Mapping[str, torch.Tensor],
     model_name: str | None = None,
     layout: str | None = None,
     *,
     sha256: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
 ) -> Converted:
-    """Detect, convert and strictly load a published checkpoint into a freshly built senet model."""
-    path = _resolve_source(path_or_url, sha256)
-    ckpt = read_checkpoint(path)
+    """Detect, convert and strictly load a published checkpoint into a freshly built senet model (eval mode).
+
+    ``source`` is a file, a URL (with ``sha256``) or an in-memory state_dict. ``model_name`` / ``layout`` skip
+    inference / detection; ``model_kwargs`` are ``create_model`` overrides used as given.
+    """
+    if isinstance(source, Mapping):
+        path = "<state_dict>"
+        ckpt = Checkpoint(dict(source), {}, path)
+    else:
+        path = _resolve_source(source, sha256)
+        ckpt = read_checkpoint(path)
     canonical, det = to_canonical(ckpt.state_dict, layout)
     arch = infer_arch(canonical)
     if model_kwargs:
