@@ -7,7 +7,17 @@ import json
 import pytest
 from _analysis_fake_train import fake_train
 
-from senet.analysis.ablate import GRIDS, Cell, Grid, load_grid, named_grid, run_sweep, summarize, write_tables
+from senet.analysis.ablate import (
+    GRIDS,
+    Cell,
+    Grid,
+    config_key,
+    load_grid,
+    named_grid,
+    run_sweep,
+    summarize,
+    write_tables,
+)
 from senet.errors import SenetError
 
 
@@ -23,8 +33,9 @@ def _grid() -> Grid:
     )
 
 
-def _calls(out, cell: str, seed: int) -> int:
-    return int((out / "runs" / cell / f"seed{seed}" / "calls.txt").read_text())
+def _calls(out, recs, cell: str, seed: int) -> int:
+    (rec,) = [r for r in recs if r["cell"] == cell and r["seed"] == seed]
+    return int((out / "runs" / config_key(rec["config"]) / f"seed{seed}" / "calls.txt").read_text())
 
 
 def test_sweep_resumes_and_records_failures(tmp_path, monkeypatch) -> None:
@@ -37,7 +48,8 @@ def test_sweep_resumes_and_records_failures(tmp_path, monkeypatch) -> None:
     assert ok[("r=4", 1)]["status"] == "ok"
     cfg = ok[("r=4", 1)]["config"]
     assert cfg["epochs"] == 2 and cfg["seed"] == 1 and cfg["model_kwargs"]["num_classes"] == 10
-    assert json.loads((tmp_path / "runs" / "boom" / "seed1" / "cell.json").read_text())["status"] == "failed"
+    boom_dir = tmp_path / "runs" / config_key(ok[("boom", 1)]["config"]) / "seed1"
+    assert json.loads((boom_dir / "cell.json").read_text())["status"] == "failed"
 
     rows = summarize(grid, recs)
     r2, boom, _ = rows
@@ -50,8 +62,8 @@ def test_sweep_resumes_and_records_failures(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_TRAIN_FIXED", "1")
     recs2 = run_sweep(grid, fake_train, tmp_path, base, seeds=2, log=None)
     assert all(r["status"] == "ok" for r in recs2)
-    assert _calls(tmp_path, "r=2", 0) == 1 and _calls(tmp_path, "r=4", 1) == 1
-    assert _calls(tmp_path, "boom", 0) == 2
+    assert _calls(tmp_path, recs2, "r=2", 0) == 1 and _calls(tmp_path, recs2, "r=4", 1) == 1
+    assert _calls(tmp_path, recs2, "boom", 0) == 2
 
     paths = write_tables(
         grid, summarize(grid, recs2, cost={"r=2": {"params": 1234, "macs": 99, "throughput": 5.0}}), tmp_path
@@ -75,16 +87,24 @@ def test_parallel_workers(tmp_path) -> None:
     assert recs[0]["config"]["device"] == "cpu"
 
 
+def test_shared_settings_share_runs(tmp_path) -> None:
+    # The gate grid's sigmoid cell and the position grid's standard cell are the same model: trained once.
+    run_sweep(named_grid("gate"), fake_train, tmp_path, {}, seeds=1, log=None)
+    recs = run_sweep(named_grid("position"), fake_train, tmp_path, {}, seeds=1, log=None)
+    assert _calls(tmp_path, recs, "standard", 0) == 1 and _calls(tmp_path, recs, "pre", 0) == 1
+    assert len(list((tmp_path / "runs").iterdir())) == 3 + 3
+
+
 def test_named_grids_cover_the_paper() -> None:
     assert set(GRIDS) >= {"reduction", "squeeze", "gate", "stages", "position", "inner", "nosqueeze", "attention"}
     red = named_grid("reduction")
     assert [c.label for c in red.cells] == ["r=2", "r=4", "r=8", "r=16", "r=32"]
-    assert red.cells[2].model_kwargs == {"attn_layer": "se", "attn_kwargs": {"rd_ratio": 0.125}}
-    assert [c.label for c in named_grid("stages", num_stages=4).cells] == [
-        "stage 1",
+    assert red.cells[2].model_kwargs == {"attn_layer": "se", "attn_kwargs": {"rd_ratio": 0.125, "rd_min": 1}}
+    assert [c.label for c in named_grid("stages", stages=(2, 3, 4, 5)).cells] == [
         "stage 2",
         "stage 3",
         "stage 4",
+        "stage 5",
         "all",
     ]
     assert named_grid("attention").cells[0].model_kwargs == {"attn_layer": None}

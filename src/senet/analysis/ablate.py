@@ -6,12 +6,14 @@ A *grid* is a list of :class:`Cell` s; each cell is a set of model keyword overr
 
 Layout of a sweep directory::
 
-    OUT/runs/<cell>/seed<k>/        the run's own directory (checkpoints, metrics written by the trainer)
-    OUT/runs/<cell>/seed<k>/cell.json   {"status": "ok"|"failed", "metrics": {...}, "error": "..."}
-    OUT/results.csv, OUT/results.md, OUT/<grid>.png
+    OUT/runs/<key>/seed<k>/             the run's own directory (checkpoints, metrics written by the trainer)
+    OUT/runs/<key>/seed<k>/cell.json    {"status": "ok"|"failed", "metrics": {...}, "error": "...", "config": ...}
+    OUT/<grid>.csv, OUT/<grid>.md, OUT/<grid>.png
 
-A run whose ``cell.json`` says ``ok`` is skipped when the sweep is started again (resume); a failed run is retried
-and, if it fails again, its error goes in its row instead of stopping the sweep.
+``<key>`` is a hash of the run's config without its seed and device, so grids that share a setting (SE with
+sigmoid gate, avg squeeze, standard position) share its runs when they use the same ``OUT``. A run whose
+``cell.json`` says ``ok`` is skipped when the sweep is started again (resume); a failed run is retried and, if it
+fails again, its error goes in its row instead of stopping the sweep.
 
 Paper numbers are the SE-ResNet-50 **ImageNet** ablations (Hu et al., TPAMI 2019, Tables 10-16) and the ECA paper's
 ResNet-50 comparison, copied from ``reference-numbers.md``; they are shown beside CIFAR results for direction only.
@@ -44,6 +46,7 @@ __all__ = [
     "summarize",
     "write_tables",
     "TrainFn",
+    "config_key",
 ]
 
 TrainFn = Callable[[dict[str, Any], Path], Mapping[str, Any]]
@@ -88,13 +91,13 @@ def _se(**kw: Any) -> dict[str, Any]:
     return {"attn_layer": "se", **kw}
 
 
-def _grids(num_stages: int) -> dict[str, Grid]:
+def _grids(stages: Sequence[int]) -> dict[str, Grid]:
     grids = {
         "reduction": Grid(
             "reduction",
             "reduction ratio r",
             [
-                Cell(f"r={r}", _se(attn_kwargs={"rd_ratio": 1.0 / r}), paper=p)
+                Cell(f"r={r}", _se(attn_kwargs={"rd_ratio": 1.0 / r, "rd_min": 1}), paper=p)
                 for r, p in zip(
                     (2, 4, 8, 16, 32),
                     ((22.29, 6.00), (22.25, 6.09), (22.26, 5.99), (22.28, 6.03), (22.72, 6.20)),
@@ -107,7 +110,7 @@ def _grids(num_stages: int) -> dict[str, Grid]:
             "squeeze operator",
             [
                 Cell("max", _se(attn_kwargs={"squeeze": "max"}), paper=(22.57, 6.09)),
-                Cell("avg", _se(attn_kwargs={"squeeze": "avg"}), paper=(22.28, 6.03)),
+                Cell("avg", _se(), paper=(22.28, 6.03)),
             ],
             _SE + ", Table 11)",
         ),
@@ -117,30 +120,30 @@ def _grids(num_stages: int) -> dict[str, Grid]:
             [
                 Cell("relu", _se(attn_kwargs={"gate_layer": "relu"}), paper=(23.47, 6.98)),
                 Cell("tanh", _se(attn_kwargs={"gate_layer": "tanh"}), paper=(23.00, 6.38)),
-                Cell("sigmoid", _se(attn_kwargs={"gate_layer": "sigmoid"}), paper=(22.28, 6.03)),
+                Cell("sigmoid", _se(), paper=(22.28, 6.03)),
             ],
             _SE + ", Table 12)",
         ),
         "stages": Grid(
             "stages",
             "stages with SE",
-            # The paper's stages 2, 3, 4 of ResNet-50 are its first three of four stages; CIFAR ResNets have three.
+            # Stage numbers follow the paper (ResNet-50: 2..5; CIFAR ResNets: 2..4). The paper reports 2, 3 and 4.
             [
                 Cell(
                     f"stage {s}",
                     _se(attn_stages=[s]),
-                    paper={1: (23.03, 6.48), 2: (23.04, 6.32), 3: (22.68, 6.22)}.get(s),
+                    paper={2: (23.03, 6.48), 3: (23.04, 6.32), 4: (22.68, 6.22)}.get(s),
                 )
-                for s in range(1, num_stages + 1)
+                for s in stages
             ]
             + [Cell("all", _se(), paper=(22.28, 6.03))],
-            _SE + ", Table 13; its stages 2/3/4 are shown as our stages 1/2/3)",
+            _SE + ", Table 13)",
         ),
         "position": Grid(
             "position",
             "integration",
             [
-                Cell("standard", _se(attn_position="standard"), paper=(22.28, 6.03)),
+                Cell("standard", _se(), paper=(22.28, 6.03)),
                 Cell("pre", _se(attn_position="pre"), paper=(22.23, 6.00)),
                 Cell("post", _se(attn_position="post"), paper=(22.78, 6.35)),
                 Cell("identity", _se(attn_position="identity"), paper=(22.20, 6.15)),
@@ -151,7 +154,7 @@ def _grids(num_stages: int) -> dict[str, Grid]:
             "inner",
             "SE position in the block",
             [
-                Cell("standard", _se(attn_position="standard"), paper=(22.28, 6.03)),
+                Cell("standard", _se(), paper=(22.28, 6.03)),
                 Cell("SE-3x3", _se(attn_position="inner"), paper=(22.48, 6.02)),
             ],
             _SE + ", Table 15)",
@@ -170,7 +173,7 @@ def _grids(num_stages: int) -> dict[str, Grid]:
             "attention block",
             [
                 Cell("none", {"attn_layer": None}, paper=(24.80, 7.48)),
-                Cell("SE", {"attn_layer": "se"}, paper=(23.29, 6.62)),
+                Cell("SE", _se(), paper=(23.29, 6.62)),
                 Cell("ECA", {"attn_layer": "eca"}, paper=(22.52, 6.32)),
                 Cell("CBAM", {"attn_layer": "cbam"}, paper=(22.66, 6.31)),
             ],
@@ -181,15 +184,19 @@ def _grids(num_stages: int) -> dict[str, Grid]:
     return grids
 
 
-#: The named grids (for a 3-stage CIFAR ResNet; :func:`named_grid` adapts ``stages`` to other nets).
-GRIDS = tuple(_grids(3))
+#: The named grids.
+GRIDS = tuple(_grids((2, 3, 4)))
 
 
-def named_grid(name: str, num_stages: int = 3) -> Grid:
-    """A grid from the paper by name (see :data:`GRIDS`)."""
+def named_grid(name: str, stages: Sequence[int] = (2, 3, 4)) -> Grid:
+    """A grid from the paper by name (see :data:`GRIDS`); ``stages`` are the model's stage numbers (``stages`` grid).
+
+    The ``reduction`` grid sets ``rd_min=1`` so the SE width is the paper's ``C // r`` (CIFAR nets otherwise keep a
+    minimum width, which would make several ratios identical at 16-64 channels).
+    """
     from senet.errors import SenetError
 
-    grids = _grids(num_stages)
+    grids = _grids(stages)
     if name not in grids:
         raise SenetError(f"unknown grid {name!r}; choose one of {', '.join(grids)} or give a YAML file")
     return grids[name]
@@ -257,6 +264,14 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def config_key(config: Mapping[str, Any]) -> str:
+    """A short stable hash of a run config, ignoring ``seed`` and ``device`` (the run-directory name)."""
+    import hashlib
+
+    rest = {k: v for k, v in config.items() if k not in ("seed", "device")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _run_one(train_fn: TrainFn, config: dict[str, Any], run_dir: str) -> dict[str, Any]:
     # Top-level so a process pool can pickle it; never raises: the error travels in the record.
     rd = Path(run_dir)
@@ -297,7 +312,9 @@ def run_sweep(
     records: dict[tuple[str, int], dict[str, Any]] = {}
     for cell in grid.cells:
         for seed in seed_list:
-            run_dir = out / "runs" / cell.slug / f"seed{seed}"
+            config = _merge(base_config, cell.train)
+            config["model_kwargs"] = _merge(dict(base_config.get("model_kwargs") or {}), cell.model_kwargs)
+            run_dir = out / "runs" / config_key(config) / f"seed{seed}"
             done = run_dir / "cell.json"
             if done.exists():
                 try:
@@ -309,8 +326,6 @@ def run_sweep(
                     if log:
                         log(f"[skip] {cell.label} seed {seed}: finished earlier")
                     continue
-            config = _merge(base_config, cell.train)
-            config["model_kwargs"] = _merge(dict(base_config.get("model_kwargs") or {}), cell.model_kwargs)
             config["seed"] = seed
             if devices:
                 config["device"] = devices[len(todo) % len(devices)]
@@ -329,14 +344,17 @@ def run_sweep(
             finish(cell, seed, _run_one(train_fn, config, str(run_dir)))
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, train_fn, c, str(d)): (cell, s) for cell, s, c, d in todo}
+            futures, futures_dir = {}, {}
+            for cell, s, c, d in todo:
+                fut = pool.submit(_run_one, train_fn, c, str(d))
+                futures[fut], futures_dir[fut] = (cell, s), d
             for fut in cf.as_completed(futures):
                 cell, seed = futures[fut]
                 try:
                     rec = fut.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
                     rec = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                    _write_json(out / "runs" / cell.slug / f"seed{seed}" / "cell.json", rec)
+                    _write_json(Path(futures_dir[fut]) / "cell.json", rec)
                 finish(cell, seed, rec)
     return [
         {"cell": c.label, "seed": s, **records[(c.label, s)]}
