@@ -87,7 +87,8 @@ def _check_position(family: str, position: str, allowed: Sequence[str]) -> None:
 def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
     from torchvision.models.resnet import BasicBlock, Bottleneck
 
-    blocks = [(n, m) for n, m in model.named_modules() if type(m) in (BasicBlock, Bottleneck)]
+    kinds = (BasicBlock, Bottleneck, _blocks.RetrofitBasicBlock, _blocks.RetrofitBottleneck)
+    blocks = [(n, m) for n, m in model.named_modules() if type(m) in kinds]
     if not blocks:
         return None
     _check_position("torchvision ResNet", position, POSITIONS)
