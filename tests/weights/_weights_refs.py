@@ -66,12 +66,19 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def torchvision_backbone(depths: tuple[int, ...] = (3, 4, 6, 3), seed: int = 0) -> dict[str, torch.Tensor]:
-    """A randomized torchvision ResNet-50-shaped state_dict (the backbone every release below shares)."""
+def torchvision_backbone(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A randomized torchvision ResNet-50 state_dict (the backbone every release below shares); a fresh dict of
+    shared, read-only tensors (built once per seed)."""
+    return dict(_backbone(seed))
+
+
+@functools.cache
+def _backbone(seed: int) -> dict[str, torch.Tensor]:
     import torchvision
 
-    model = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, list(depths))
-    return dict(randomize_(model, seed).state_dict())
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+    return dict(randomize_(model.to_empty(device="cpu"), seed).state_dict())
 
 
 def _blocks(sd: dict[str, torch.Tensor]) -> list[tuple[int, int, int]]:

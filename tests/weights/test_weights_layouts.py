@@ -34,7 +34,7 @@ def _tv(name: str):
         (_timm("resnet50", block_args=dict(attn_layer="eca")), "timm", "eca k=[5, 5, 5, 7]"),
         (_timm("resnet50", block_args=dict(attn_layer="cbam")), "timm", "cbam rd=[16, 32, 64, 128]"),
         (_timm("legacy_seresnet50"), "caffe_senet", "(depth 50), se rd="),
-        (_timm("legacy_senet154"), "caffe_senet", "[3, 8, 36, 3] (depth 152), deep 3x3 stem, 64x2d groups"),
+        (_timm("legacy_senet154"), "caffe_senet", "[3, 8, 36, 3] (depth 152), deep 3x3 stem, 64x4d groups"),
         (_timm("resnet50"), "torchvision", "bottleneck blocks [3, 4, 6, 3] (depth 50), 1000 classes"),
         (_tv("resnet18"), "torchvision", "basic blocks [2, 2, 2, 2] (depth 18), 1000 classes"),
         (_tv("resnext50_32x4d"), "torchvision", "32x4d groups"),

@@ -26,6 +26,13 @@ def _create(name: str, **kw):
     return create_model(name, **kw)
 
 
+def _empty(name: str, **kw):
+    """A model with uninitialised storage, for loads that overwrite every tensor (skips a slow weight init)."""
+    with torch.device("meta"):
+        model = _create(name, **kw)
+    return model.to_empty(device="cpu")
+
+
 def _assert_loaded(model: torch.nn.Module, canonical: dict[str, torch.Tensor], rename=lambda k: k) -> None:
     """Every canonical tensor sits, bit-exact, in the model under its senet name."""
     own = model.state_dict()
@@ -61,7 +68,7 @@ def test_eca_release_loads_with_kernels_from_shapes(tmp_path: Path) -> None:
     kernels = [m.kernel_size for m in conv.model.modules() if isinstance(m, EfficientChannelAttn)]
     assert kernels[:3] == [3, 3, 3] and kernels[-1] == 7
     # The stock model (paper rule: k=5 at 256 channels) is adapted in place to the file's kernels.
-    stock = _create("eca_resnet50")
+    stock = _empty("eca_resnet50")
     res = load_pretrained(stock, path)
     assert any("ECA" in note for note in res.adapted)
     _assert_loaded(stock, canonical)
@@ -74,7 +81,7 @@ def test_cbam_release_loads_with_mlp_bias(tmp_path: Path) -> None:
     assert conv.detection.layout == "cbam_release" and conv.model_name == "cbam_resnet50"
     canonical, _ = to_canonical(src)
     _assert_loaded(conv.model, canonical)
-    stock = _create("cbam_resnet50")
+    stock = _empty("cbam_resnet50")
     res = load_pretrained(stock, path)
     _assert_loaded(stock, canonical)
     assert res.adapted == [] or any("bias" in n for n in res.adapted)
@@ -87,7 +94,7 @@ def test_mmpretrain_and_moskomule_load_into_se_resnet50(tmp_path: Path) -> None:
     for sd, layout in ((mmpretrain_sd(), "mmpretrain"), (moskomule_sd(), "moskomule")):
         path = tmp_path / f"{layout}.pth"
         torch.save({"meta": {"epoch": 1}, "state_dict": sd} if layout == "mmpretrain" else sd, path)
-        model = _create("se_resnet50")
+        model = _empty("se_resnet50")
         res = load_pretrained(model, path)
         assert res.layout == layout
         canonical, _ = to_canonical(sd)
@@ -99,7 +106,7 @@ def test_mmpretrain_and_moskomule_load_into_se_resnet50(tmp_path: Path) -> None:
 
 
 def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
-    model = randomize_(_create("se_resnet50"))
+    model = randomize_(_empty("se_resnet50"))
     path = tmp_path / "se_resnet50.safetensors"
     meta = save_pretrained(model, path, class_names=[f"c{i}" for i in range(1000)])
     ckpt = read_checkpoint(path)
@@ -134,12 +141,12 @@ def test_mismatch_names_keys_and_layout(tmp_path: Path) -> None:
     path = tmp_path / "seresnet50.pth"
     torch.save(sd, path)
     with pytest.raises(SenetError) as info:
-        load_pretrained(_create("se_resnet101"), path)
+        load_pretrained(_empty("se_resnet101"), path)
     msg = str(info.value)
     assert "layout timm" in msg and "se_resnet101" in msg and "missing" in msg and "layer3.6" in msg
     with pytest.raises(SenetError, match=r"mis-shaped .*fc\.weight: checkpoint \(1000, 2048\) vs model \(10, 2048\)"):
-        load_pretrained(_create("se_resnet50", num_classes=10), path)
-    res = load_pretrained(_create("se_resnet50", num_classes=10), path, strict=False)
+        load_pretrained(_empty("se_resnet50", num_classes=10), path)
+    res = load_pretrained(_empty("se_resnet50", num_classes=10), path, strict=False)
     assert [m.split(":")[0] for m in res.mis_shaped] == ["fc.weight", "fc.bias"]
 
 
@@ -152,8 +159,8 @@ def test_caffe_release_refuses_the_v15_model(tmp_path: Path) -> None:
     with pytest.raises(
         SenetError, match=r"layout caffe_senet.*does not fit se_resnet50: .*Renaming keys is not enough"
     ):
-        load_pretrained(_create("se_resnet50"), path)
-    load_pretrained(_create("se_resnet50_caffe"), path)
+        load_pretrained(_empty("se_resnet50"), path)
+    load_pretrained(_empty("se_resnet50_caffe"), path)
 
 
 def test_pretrained_cfg_published_numbers() -> None:

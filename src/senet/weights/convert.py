@@ -38,19 +38,6 @@ __all__ = [
 
 StateDict = dict[str, torch.Tensor]
 
-# ---------------------------------------------------------------------------------------------------------------
-# Canonical -> senet module names. Canonical names are torchvision's plus ``attn`` for the attention module; the
-# zoo uses the same names, so most keys pass unchanged. Each rule is tried only when the canonical key is absent
-# from the model, and kept only when its result is present.
-# ---------------------------------------------------------------------------------------------------------------
-_BIND_ALTERNATIVES: list[tuple[str, str]] = [
-    (r"\.attn\.", ".se."),
-    (r"^stem\.conv(\d)\.", r"conv\1."),
-    (r"^stem\.bn(\d)\.", r"bn\1."),
-    (r"^fc\.", "head.fc."),
-    (r"^fc\.", "classifier."),
-]
-
 
 @dataclass
 class LoadResult:
@@ -96,46 +83,55 @@ def to_canonical(state_dict: Mapping[str, torch.Tensor], layout: str | None = No
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _candidate_names(arch: Arch, layout: str) -> list[str]:
-    """senet model names that could hold ``arch``, best first."""
+def _candidate_names(arch: Arch, layout: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(senet model name, overrides)`` that could hold ``arch``, best first.
+
+    Registered names come first (``se_resnet50_caffe`` for the Caffe release); a family member with explicit
+    overrides follows for widths the registry has no name for (torchvision's ``resnext101_32x8d``).
+    """
     prefix = {"se": "se_", "eca": "eca_", "cbam": "cbam_", None: ""}[arch.attn]
     d = arch.depth
-    caffe = get_layout(layout).caffe
     if arch.deep_stem and arch.groups == 64:
-        return ["senet154"]
+        return [("senet154", {})]
     if arch.groups > 1:
-        return [f"{prefix}resnext{d}_{arch.groups}x{arch.base_width}d"]
-    names = []
-    if arch.base_width == 128:
-        names.append(f"{prefix}wide_resnet{d}_2")
-    if caffe:
-        names.append(f"{prefix}resnet{d}_caffe")
+        shape = {"groups": arch.groups, "base_width": arch.base_width}
+        return [(f"{prefix}resnext{d}_{arch.groups}x{arch.base_width}d", {}), (f"{prefix}resnext{d}_32x4d", shape)]
+    out: list[tuple[str, dict[str, Any]]] = []
+    if arch.base_width != 64:
+        out += [
+            (f"{prefix}wide_resnet{d}_{arch.base_width // 64}", {}),
+            (f"{prefix}resnet{d}", {"base_width": arch.base_width}),
+        ]
+    elif get_layout(layout).caffe:
+        out += [(f"{prefix}resnet{d}_caffe", {}), (f"{prefix}resnet{d}", {})]
     else:
-        names.append(f"{prefix}resnet{d}")
-    return names
+        out.append((f"{prefix}resnet{d}", {}))
+    return out
 
 
-def _attn_kwarg_options(arch: Arch, layout: str) -> list[dict[str, Any]]:
+def _attn_kwarg_options(arch: Arch) -> list[dict[str, Any]]:
     """``create_model`` overrides to try, in order, so the attention widths / kernels / biases match."""
     opts: list[dict[str, Any]] = [{}]
     if arch.attn in ("se", "cbam"):
         bias_key = "bias" if arch.attn == "se" else "mlp_bias"
-        base: dict[str, Any] = {}
-        if arch.attn_bias is not None:
-            base[bias_key] = arch.attn_bias
+        base = {bias_key: bool(arch.attn_bias)}
+        opts.append({"attn_kwargs": dict(base)})
         for divisor in (1, 8):
             opts.append({"attn_kwargs": {**base, "rd_ratio": 1 / 16, "rd_divisor": divisor}})
-        if base:
-            opts.insert(1, {"attn_kwargs": dict(base)})
-        if arch.attn == "se" and not arch.attn_bias:
-            # A bias-free SE loads exactly into a biased one with zero biases: the stock model is fine too.
-            opts.insert(1, {})
     elif arch.attn == "eca":
-        ks = list(arch.eca_kernels)
-        if len(set(ks)) == 1:
-            opts.append({"attn_kwargs": {"kernel_size": ks[0]}})
-        opts.append({"eca_kernels": ks})
+        opts.append({"eca_kernels": list(arch.eca_kernels)})
     return opts
+
+
+def _structure_options(arch: Arch, layout: str) -> list[dict[str, Any]]:
+    """Overrides that put the stride and the stem pool where ``layout`` has them (tried after the defaults)."""
+    if layout == "senet":
+        return [{}]
+    caffe = get_layout(layout).caffe
+    opt: dict[str, Any] = {"stem_pool": "caffe" if caffe else "pad"}
+    if arch.block == "bottleneck":
+        opt["stride_in_1x1"] = caffe and arch.groups == 1
+    return [{}, opt]
 
 
 def _create(name: str, **kwargs: Any) -> nn.Module:
@@ -144,45 +140,73 @@ def _create(name: str, **kwargs: Any) -> nn.Module:
     return create_model(name, **kwargs)
 
 
+def _create_uninitialised(name: str, **kwargs: Any) -> nn.Module:
+    """Build without running the weight init (a strict load overwrites every tensor; SENet-154 inits in seconds).
+
+    Falls back to a normal build when the model has non-persistent buffers, which no load would fill.
+    """
+    with torch.device("meta"):
+        model = _create(name, **kwargs)
+    persistent = set(model.state_dict())
+    if any(n not in persistent for n, _ in model.named_buffers()):
+        return _create(name, **kwargs)
+    return model.to_empty(device="cpu")
+
+
 def _model_exists(name: str) -> bool:
     from senet.models import is_model
 
     return bool(is_model(name))
 
 
-def infer_model(arch: Arch, layout: str, model_name: str | None = None) -> tuple[str, dict[str, Any]]:
+def infer_model(
+    arch: Arch,
+    layout: str,
+    model_name: str | None = None,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> tuple[str, dict[str, Any]]:
     """Pick the senet model (and ``create_model`` overrides) for weights of ``arch`` in ``layout``.
 
-    The overrides are those of the first candidate whose tensor shapes all match, checked on the meta device so
-    even SENet-154 costs nothing to try.
+    Candidates (``model_name`` if given, else names derived from ``arch``) are built on the meta device with the
+    default options first, then with structure overrides (stride placement, stem pool) and attention overrides
+    (SE width rounding, MLP bias, per-stage ECA kernels). The first whose structure fits ``layout`` and whose
+    tensors match ``shapes`` (the canonical checkpoint's, when given) wins; failing an exact match, the first
+    whose structure fits (the load then adapts or reports the difference).
     """
-    names = [model_name] if model_name else _candidate_names(arch, layout)
-    existing = [n for n in names if _model_exists(n)]
+    names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
+    existing = [(n, kw) for n, kw in names if _model_exists(n)]
     if not existing:
         from senet.models import list_models
 
+        tried = ", ".join(n for n, _ in names)
         raise SenetError(
-            f"no senet model for {arch.describe()} (layout {layout}); tried {', '.join(names)}. Pass --model NAME "
-            f"(one of {len(list_models())} models: see `senet summary` / senet.models.list_models())"
+            f"no senet model for {arch.describe()} (layout {layout}); tried {tried}. Pass --model NAME "
+            f"(one of {len(list_models())} models: see senet.models.list_models())"
         )
-    name = existing[0]
-    base_kwargs: dict[str, Any] = {}
+    base: dict[str, Any] = {}
     if arch.num_classes:
-        base_kwargs["num_classes"] = arch.num_classes
-    last_err: Exception | None = None
-    for opt in _attn_kwarg_options(arch, layout):
-        try:
-            with torch.device("meta"):
-                model = _create(name, **base_kwargs, **opt)
-        except (TypeError, ValueError) as exc:  # the zoo does not take this override
-            last_err = exc
-            continue
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        if _arch_fits(arch, shapes):
-            return name, {**base_kwargs, **opt}
-    # No exact fit: return the stock model; the binding step reports the mismatch (or adapts ECA k / biases).
-    del last_err
-    return name, base_kwargs
+        base["num_classes"] = arch.num_classes
+    fallback: tuple[str, dict[str, Any]] | None = None
+    for name, name_kw in existing:
+        for s_opt in _structure_options(arch, layout):
+            for a_opt in _attn_kwarg_options(arch):
+                kwargs = {**base, **name_kw, **s_opt, **a_opt}
+                try:
+                    with torch.device("meta"):
+                        model = _create(name, **kwargs)
+                except (TypeError, ValueError):  # the model does not take this override
+                    continue
+                if _structure_problems(model, layout, arch):
+                    continue
+                own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+                if shapes is None:
+                    if _arch_fits(arch, own):
+                        return name, kwargs
+                elif own == dict(shapes):
+                    return name, kwargs
+                if fallback is None:
+                    fallback = (name, kwargs)
+    return fallback or (existing[0][0], {**base, **existing[0][1]})
 
 
 def _arch_fits(arch: Arch, shapes: Mapping[str, tuple[int, ...]]) -> bool:
@@ -233,19 +257,6 @@ def _is_attn_key(key: str, prefixes: list[str]) -> bool:
     return any(key.startswith(p) for p in prefixes)
 
 
-def _rename_for_model(sd: StateDict, model_keys: set[str]) -> StateDict:
-    out: StateDict = {}
-    for k, v in sd.items():
-        if k not in model_keys:
-            for pat, repl in _BIND_ALTERNATIVES:
-                alt = re.sub(pat, repl, k)
-                if alt != k and alt in model_keys:
-                    k = alt
-                    break
-        out[k] = v
-    return out
-
-
 def bind_state_dict(
     canonical: Mapping[str, torch.Tensor], model: nn.Module, adapt: bool = True
 ) -> tuple[StateDict, list[str]]:
@@ -257,7 +268,7 @@ def bind_state_dict(
     ``Conv1d``. Returns the state_dict and a list of what was adapted.
     """
     own = model.state_dict()
-    sd = _rename_for_model(dict(canonical), set(own))
+    sd = dict(canonical)  # canonical names are senet's module names
     notes: list[str] = []
     if not adapt:
         return sd, notes
@@ -499,12 +510,13 @@ def convert_checkpoint(
     canonical, det = to_canonical(ckpt.state_dict, layout)
     arch = infer_arch(canonical)
     if model_kwargs:
-        name = model_name or _candidate_names(arch, det.layout)[0]
+        name = model_name or _candidate_names(arch, det.layout)[0][0]
         kwargs = dict(model_kwargs)
         kwargs.setdefault("num_classes", arch.num_classes or 1000)
     else:
-        name, kwargs = infer_model(arch, det.layout, model_name)
-    model = _create(name, **kwargs)
+        shapes = {k: tuple(v.shape) for k, v in canonical.items()}
+        name, kwargs = infer_model(arch, det.layout, model_name, shapes)
+    model = _create_uninitialised(name, **kwargs)
     model.eval()
     result = _load_into(
         model,

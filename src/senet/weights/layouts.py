@@ -400,7 +400,7 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
     bottleneck = "layer1.0.conv3.weight" in sd
     conv1, conv2 = sd["layer1.0.conv1.weight"], sd["layer1.0.conv2.weight"]
     groups = conv1.shape[0] // conv2.shape[1] if bottleneck else 1
-    width = conv2.shape[1] * groups if bottleneck else conv2.shape[0]
+    width = conv2.shape[0]  # the 3x3's output (SENet-154 halves its input, not its output)
     attn = None
     if "layer1.0.attn.fc1.weight" in sd:
         attn = "se"

@@ -141,7 +141,7 @@ _CFGS: dict[str, PretrainedCfg] = {
             top1=77.48,
             top5=93.68,
             model_kwargs={"eca_kernels": [3, 5, 5, 7]},
-            notes="the release fixes k per stage (3, 5, 5, 7), not the adaptive rule",
+            notes="the release fixes k per stage (3, 5, 5, 7), not the adaptive rule; read from the tensor shapes",
         ),
         PretrainedCfg(
             model="eca_resnet101",
@@ -151,7 +151,8 @@ _CFGS: dict[str, PretrainedCfg] = {
             license="MIT",
             top1=78.65,
             top5=94.34,
-            notes="k per stage read from the file's tensor shapes",
+            model_kwargs={"eca_kernels": [3, 3, 5, 7]},
+            notes="the release fixes k per stage (3, 3, 5, 7); converters read it from the tensor shapes",
         ),
         PretrainedCfg(
             model="eca_resnet152",
@@ -161,7 +162,8 @@ _CFGS: dict[str, PretrainedCfg] = {
             license="MIT",
             top1=78.92,
             top5=94.55,
-            notes="k per stage read from the file's tensor shapes",
+            model_kwargs={"eca_kernels": [3, 3, 5, 7]},
+            notes="the release fixes k per stage (3, 3, 5, 7); converters read it from the tensor shapes",
         ),
         # Official CBAM release.
         PretrainedCfg(
