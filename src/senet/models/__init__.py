@@ -10,15 +10,19 @@ Every model has ``forward_features``, ``forward_head(x, pre_logits=False)``, ``r
 """
 
 # Model files register their entrypoints on import.
-from . import cifar_resnet, resnet
+from . import cifar_resnet, mobilenet, resnet, vgg
 from ._base import ClassifierModel
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
+from .mobilenet import MobileNetV2
 from .resnet import ATTN_POSITIONS, ResNet
+from .vgg import VGG
 
 __all__ = [
     "ATTN_POSITIONS",
     "ClassifierModel",
+    "MobileNetV2",
     "ResNet",
+    "VGG",
     "create_model",
     "is_model",
     "list_models",
