@@ -336,3 +336,60 @@ def test_timm_resnet_only_standard():
     timm = pytest.importorskip("timm")
     with pytest.raises(SenetError, match="not available for timm ResNet"):
         retrofit(timm.create_model("resnet18"), "se", position="post")
+
+
+# ------------------------------------------------------------------------------------------- parity with senet's zoo
+def test_torchvision_resnet50_retrofit_equals_senet_se_resnet50():
+    """The issue's requirement: SE in the standard position, paper init == senet.models se_resnet50."""
+    from senet.models import create_model
+
+    ref = create_model("se_resnet50", num_classes=10)
+    model, report = retrofit(tvm.resnet50(num_classes=10), "se", position="standard", init="paper")
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == sum(p.numel() for p in ref.parameters())
+        == 28_088_024 - (1000 - 10) * 2049
+    )
+    sd = model.state_dict()
+    assert {k: v.shape for k, v in sd.items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    ref.load_state_dict(_randomize_bn(model).state_dict(), strict=True)
+    assert [n for n, _ in ref.attention_modules()] == [n for n, _ in model.attention_modules()]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ref.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_mobilenet_v2_retrofit_equals_senet_se_mobilenet_v2():
+    from senet.models import create_model
+
+    ref = create_model("se_mobilenet_v2", num_classes=10)
+    model, _ = retrofit(tvm.mobilenet_v2(num_classes=10), "se", init="paper")
+    ref.load_state_dict(_randomize_bn(model).state_dict(), strict=True)
+    assert [n for n, _ in ref.attention_modules()] == [n for n, _ in model.attention_modules()]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ref.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("position", ["standard", "inner", "pre"])
+def test_senet_resnet_retrofit_fills_its_slots(position):
+    from senet.models import create_model
+
+    base = _randomize_bn(create_model("resnet20", num_classes=10)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        y0 = base(x)
+    model, report = retrofit(copy.deepcopy(base), "se", position=position, init="identity", rd_ratio=1 / 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), y0, rtol=0, atol=1e-5)
+    names = [n for n, _ in model.attention_modules()]
+    assert names == [s.name for s in report.sites] and names[0] == "SE_2_1" and names[-1] == "SE_4_3"
+    # Paper init gives exactly the zoo's SE twin (same keys and shapes).
+    paper, _ = retrofit(copy.deepcopy(base), "se", position=position, init="paper", rd_ratio=1 / 4)
+    twin = create_model(
+        "resnet20", num_classes=10, attn_layer="se", attn_position=position, attn_kwargs={"rd_ratio": 1 / 4}
+    )
+    assert {k: v.shape for k, v in paper.state_dict().items()} == {k: v.shape for k, v in twin.state_dict().items()}
+    twin.load_state_dict(paper.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(twin.eval()(x), paper.eval()(x))

@@ -86,9 +86,8 @@ def _kind_name(kind: AttnType) -> str:
 
 
 def _prefix(kind: AttnType) -> str:
-    """Paper-style name prefix: ``SE`` for the SE family, the kind's name otherwise (``ECA``, ``CBAM``...)."""
-    name = _kind_name(kind)
-    return "SE" if name in ("se", "se_hs", "squeezeexcite") else name.upper()
+    """Paper-style name prefix: ``SE`` for every kind, as senet's models (``SE_4_6`` is a place, not a kind)."""
+    return "SE"
 
 
 def _old_rd_channels(old: nn.Module | None) -> int | None:
@@ -108,7 +107,7 @@ def _block_kwargs(kind: AttnType, site: Site, user: dict[str, Any], family: str)
         rd = _old_rd_channels(site.replaced)
         if rd is not None and "rd_channels" in knobs:
             kw["rd_channels"] = rd
-        elif family == "torchvision-mobilenetv2" and "rd_ratio" in knobs:
+        elif family == "mobilenetv2" and "rd_ratio" in knobs:
             kw["rd_ratio"] = 1 / 8  # the reduction used for SE-MobileNetV2 in the ECA paper and senet's zoo
     kw.update(user)
     return kw
@@ -267,8 +266,10 @@ def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
                 f"{type(model).__name__} has no attention blocks senet knows of; add some with senet.retrofit()"
             )
         return iter(list(own(model)))
-    found = list(own(model)) if own is not None else []
-    found += [(name, unwrap(model.get_submodule(path))) for name, path in sites]
+    found = [(name, unwrap(m)) for name, m in own(model)] if own is not None else []
+    # senet models report their own slots, which retrofit may have filled: list each block once.
+    seen = {id(m) for _, m in found}
+    found += [(n, m) for n, path in sites if id(m := unwrap(model.get_submodule(path))) not in seen]
     return iter(found)
 
 

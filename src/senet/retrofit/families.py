@@ -27,11 +27,12 @@ __all__ = ["Site", "Plan", "plan_model", "plan_targets", "SUPPORTED"]
 #: Human-readable list for error messages and docs.
 SUPPORTED = (
     "torchvision ResNet/ResNeXt/Wide-ResNet (BasicBlock, Bottleneck)",
-    "torchvision MobileNetV2 (after each depthwise conv)",
+    "torchvision and senet MobileNetV2 (after each depthwise conv)",
     "torchvision VGG (before each MaxPool)",
     "torchvision RegNet (replace or add the block's SE)",
     "torchvision EfficientNet/MobileNetV3 and timm EfficientNet-style models (replace their SE)",
     "timm ResNet/ResNeXt (the block's `se` slot)",
+    "senet ResNets (the block's `attn` slot)",
 )
 
 # Attribute under which the generic rule hangs the block on its target (a name unlikely to clash).
@@ -113,6 +114,30 @@ def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
     return Plan("torchvision-resnet", sites, sorted({s.stage for s in sites}))
 
 
+def _plan_senet_resnet(model: nn.Module, position: str) -> Plan | None:
+    from ..models.resnet import ResNet, _AttnBlock
+
+    if not isinstance(model, ResNet):
+        return None
+    _check_position("senet ResNet", position, POSITIONS)
+    blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, _AttnBlock)]
+    sites = []
+    for (path, block), (stage, index) in zip(blocks, _stage_index([n for n, _ in blocks])):
+        bottleneck = hasattr(block, "conv3")
+        last = block.conv3 if bottleneck else block.conv2
+        mid = block.conv2 if bottleneck else block.conv1
+        channels = {"pre": block.conv1.in_channels, "inner": mid.out_channels}.get(position, last.out_channels)
+        old = block.attn
+
+        def install(m: nn.Module, block: nn.Module = block) -> None:
+            # senet blocks already have the slot: the same keys as a model built with attn_layer.
+            block.attn = m
+            block.attn_position = position
+
+        sites.append(Site(f"{path}.attn", channels, stage + model.first_stage - 1, index, install, replaced=old))
+    return Plan("senet-resnet", sites, sorted({s.stage for s in sites}))
+
+
 def _timm_resnet_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     try:
         from timm.models.resnet import BasicBlock as TBasic
@@ -146,10 +171,17 @@ def _is_depthwise(m: nn.Module) -> bool:
     return conv is not None and conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
 
 
-def _plan_mobilenetv2(model: nn.Module, position: str) -> Plan | None:
+def _mobilenetv2_block_types() -> tuple[type, ...]:
     from torchvision.models.mobilenetv2 import InvertedResidual
 
-    blocks = [(n, m) for n, m in model.named_modules() if type(m) is InvertedResidual]
+    from ..models.mobilenet import InvertedResidual as SenetInvertedResidual
+
+    return InvertedResidual, SenetInvertedResidual
+
+
+def _plan_mobilenetv2(model: nn.Module, position: str) -> Plan | None:
+    kinds = _mobilenetv2_block_types()
+    blocks = [(n, m) for n, m in model.named_modules() if type(m) in kinds]
     if not blocks:
         return None
     _check_position("MobileNetV2", position, ("standard",))
@@ -161,13 +193,18 @@ def _plan_mobilenetv2(model: nn.Module, position: str) -> Plan | None:
         index += 1
         dw_i = next(i for i, m in enumerate(block.conv) if _is_depthwise(m))
         dw = block.conv[dw_i]
+        # The block goes at index 3 of the depthwise Conv-BN-ReLU6 (senet's se_mobilenet_v2 layout), so no existing
+        # parameter name changes and a retrofitted torchvision model loads into senet's.
+        old = dw[3] if len(dw) > 3 else None
 
         def install(m: nn.Module, dw: nn.Module = dw) -> None:
-            # Appended inside the depthwise Conv-BN-ReLU6 so no existing parameter name changes.
-            dw.add_module("attn", m)
+            if len(dw) > 3:
+                dw[3] = m
+            else:
+                dw.append(m)
 
-        sites.append(Site(f"{path}.conv.{dw_i}.attn", dw[0].out_channels, stage, index, install))
-    return Plan("torchvision-mobilenetv2", sites, sorted({s.stage for s in sites}))
+        sites.append(Site(f"{path}.conv.{dw_i}.3", dw[0].out_channels, stage, index, install, replaced=old))
+    return Plan("mobilenetv2", sites, sorted({s.stage for s in sites}))
 
 
 # --------------------------------------------------------------------------------------------------------------- VGG
@@ -265,7 +302,15 @@ def _plan_swap(model: nn.Module, position: str) -> Plan | None:
     return Plan("swap-existing-se", sites, sorted({s.stage for s in sites}))
 
 
-_PLANNERS = (_plan_tv_resnet, _plan_timm_resnet, _plan_mobilenetv2, _plan_vgg, _plan_regnet, _plan_swap)
+_PLANNERS = (
+    _plan_senet_resnet,
+    _plan_tv_resnet,
+    _plan_timm_resnet,
+    _plan_mobilenetv2,
+    _plan_vgg,
+    _plan_regnet,
+    _plan_swap,
+)
 
 
 def targetable(model: nn.Module, depth: int = 2, limit: int = 24) -> list[str]:
