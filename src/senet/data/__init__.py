@@ -1,0 +1,183 @@
+"""Datasets and loaders: ImageFolder trees, tar archives of them, CIFAR pickles; a tensor fast path for small images
+and a DataLoader path for ImageNet-sized ones.
+
+>>> from senet.data import create_loaders
+>>> data = create_loaders("../shared/data/cifar10-jpeg.tar.gz", batch_size=256)   # doctest: +SKIP
+>>> x, y = next(iter(data.train))                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from senet.errors import SenetError
+
+from .fast import TensorLoader, TensorSplit, channel_stats, decode_split, load_tensor_split, shard_indices
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD, DeviceLoader, eval_transform, file_dataset, train_transform
+from .sources import (
+    DataSource,
+    default_cache_dir,
+    default_data_dir,
+    detect_source,
+    eval_split,
+    read_split,
+    resolve_data,
+    safe_extract,
+)
+
+__all__ = [
+    "DataBundle",
+    "DataSource",
+    "DeviceLoader",
+    "TensorLoader",
+    "TensorSplit",
+    "create_loaders",
+    "decode_split",
+    "default_cache_dir",
+    "default_data_dir",
+    "detect_source",
+    "eval_split",
+    "load_tensor_split",
+    "read_split",
+    "resolve_data",
+    "safe_extract",
+    "shard_indices",
+]
+
+# Above this side length the tensor fast path stops paying off (and would hold the dataset decoded in memory).
+SMALL_IMAGE_MAX = 64
+
+
+@dataclass
+class DataBundle:
+    """What :func:`create_loaders` returns: the loaders plus what a checkpoint needs to preprocess like training."""
+
+    train: Any
+    eval: Any
+    classes: list[str]
+    class_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    img_size: int
+    loader: str  # "tensor" | "dataloader"
+    source: DataSource
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+
+def create_loaders(
+    data: str | os.PathLike[str] | DataSource,
+    *,
+    batch_size: int,
+    eval_batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+    loader: str = "auto",
+    img_size: int | None = None,
+    crop_pct: float = 0.875,
+    pad: int = 4,
+    flip: bool = True,
+    cutout: int = 0,
+    workers: int = 4,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    channels_last: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    train_subset: int = 0,
+    with_train: bool = True,
+) -> DataBundle:
+    """Training and evaluation loaders for the dataset at ``data`` (see :mod:`senet.data.sources` for the forms).
+
+    ``loader="auto"`` takes the tensor fast path for pickles and images up to 64 px, else the DataLoader path.
+    ``train_subset > 0`` keeps a fixed, class-balanced-in-expectation random subset of that many training images.
+    """
+    src = data if isinstance(data, DataSource) else detect_source(data)
+    ev = eval_split(src)
+    if with_train and "train" not in src.splits:
+        raise SenetError(f"{str(src.path)!r} has no train/ split")
+    if loader not in ("auto", "tensor", "dataloader"):
+        raise SenetError(f"loader must be auto, tensor or dataloader, not {loader!r}")
+    eval_batch_size = eval_batch_size or batch_size
+    if loader == "auto":
+        loader = "tensor" if src.kind == "pickle" or _first_image_side(src, ev) <= SMALL_IMAGE_MAX else "dataloader"
+    if loader == "tensor":
+        tr = load_tensor_split(src, "train", cache_dir) if with_train else None
+        te = load_tensor_split(src, ev, cache_dir)
+        if tr is not None and train_subset:
+            keep = torch.randperm(len(tr), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
+            tr = TensorSplit(tr.images[keep], tr.labels[keep], tr.classes, tr.class_names)
+        mean, std = channel_stats((tr or te).images)
+        kw = dict(
+            device=device, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last
+        )
+        train_loader = (
+            TensorLoader(tr, batch_size, train=True, pad=pad, flip=flip, cutout=cutout, **kw)
+            if tr is not None
+            else None
+        )
+        eval_loader = TensorLoader(te, eval_batch_size, train=False, **kw)
+        size = int(te.images.shape[-1])
+        if tr is not None and tr.classes != te.classes:
+            raise SenetError(f"train and {ev} class folders differ in {str(src.path)!r}")
+        return DataBundle(
+            train_loader,
+            eval_loader,
+            te.classes,
+            te.class_names,
+            mean,
+            std,
+            size,
+            "tensor",
+            src,
+            {"kind": "tensor", "img_size": size, "mean": list(mean), "std": list(std)},
+        )
+    size = img_size or 224
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    kw = dict(device=device, workers=workers, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last)
+    train_ds = file_dataset(src, "train", train_transform(size, mean, std), cache_dir) if with_train else None
+    if train_ds is not None and train_subset:
+        keep = (
+            torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
+        )
+        train_ds.files = [train_ds.files[i] for i in keep.tolist()]
+        train_ds.labels = [train_ds.labels[i] for i in keep.tolist()]
+    eval_ds = file_dataset(src, ev, eval_transform(size, crop_pct, mean, std), cache_dir)
+    return DataBundle(
+        DeviceLoader(train_ds, batch_size, train=True, **kw) if train_ds is not None else None,
+        DeviceLoader(eval_ds, eval_batch_size, train=False, **kw),
+        eval_ds.classes,
+        eval_ds.class_names,
+        mean,
+        std,
+        size,
+        "dataloader",
+        src,
+        {"kind": "resize_crop", "img_size": size, "crop_pct": crop_pct, "mean": list(mean), "std": list(std)},
+    )
+
+
+def _first_image_side(src: DataSource, split: str) -> int:
+    from pathlib import Path, PurePosixPath
+
+    from torchvision.io import decode_image
+
+    if src.kind == "folder":
+        from .sources import list_folder
+
+        files, _, _ = list_folder(Path(src.root) / split)
+        data = files[0].read_bytes()
+    else:
+        import tarfile
+
+        data = b""
+        with tarfile.open(src.path, "r:*") as tf:
+            for m in tf:
+                parts = PurePosixPath(m.name).parts
+                if m.isfile() and len(parts) >= 3 and parts[-3] == split:
+                    data = tf.extractfile(m).read()  # type: ignore[union-attr]
+                    break
+    img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    return int(max(img.shape[-2:]))
