@@ -13,6 +13,7 @@ Every model has ``forward_features``, ``forward_head(x, pre_logits=False)``, ``r
 from . import cifar_resnet, mobilenet, resnet, vgg
 from ._base import ClassifierModel
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
+from ._summary import LayerRow, ModelSummary, summary
 from .mobilenet import MobileNetV2
 from .resnet import ATTN_POSITIONS, ResNet
 from .vgg import VGG
@@ -20,6 +21,8 @@ from .vgg import VGG
 __all__ = [
     "ATTN_POSITIONS",
     "ClassifierModel",
+    "LayerRow",
+    "ModelSummary",
     "MobileNetV2",
     "ResNet",
     "VGG",
@@ -28,4 +31,5 @@ __all__ = [
     "list_models",
     "model_entrypoint",
     "register_model",
+    "summary",
 ]

@@ -42,6 +42,8 @@ class ClassifierModel(nn.Module):
 
     num_features: int
     num_classes: int
+    #: input size (C, H, W) the model was designed for; any size works (global pooling).
+    default_input_size: tuple[int, int, int] = (3, 224, 224)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

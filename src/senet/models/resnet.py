@@ -438,6 +438,7 @@ class ResNet(ClassifierModel):
         else:
             self.maxpool = nn.MaxPool2d(3, 2, padding=1)
         self._deep_stem = stem == "deep"
+        self.default_input_size = (in_chans, 32, 32) if stem == "cifar" else (in_chans, 224, 224)
         self._stem_norm = stem != "deep" and not preact
 
         # Stages
