@@ -9,11 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import keras
 import senet.layers as tl
 from senet.errors import SenetError
-from senet.keras import CBAM, ECA, SCSE, EffectiveSE, SqueezeExcite
+from senet.keras import CBAM, ECA, SCSE, EffectiveSE, SqueezeExcite, to_torch
 
 # Keras converts torch tensors with np.array(x), which NumPy 2 flags; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -205,6 +206,9 @@ def test_keras_file_round_trip(tmp_path, kind: str, dims: int, data_format: str,
     assert again.get_config() == layer.get_config()
     assert again.count_params() == layer.count_params()
     np.testing.assert_allclose(run(loaded, x), run(model, x), atol=1e-6)
+    # A loaded layer is built and converts like the original.
+    ref, got = to_torch(layer).state_dict(), to_torch(again).state_dict()
+    assert all(torch.equal(got[k], ref[k]) for k in ref)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
