@@ -1,0 +1,11 @@
+"""Deployment: inference transforms (conv-BN folding, fused attention tails), ONNX / torch.export, ONNX inference.
+
+>>> from senet.export import optimize_for_inference, export_onnx, OnnxPredictor
+>>> fast = optimize_for_inference(model)                       # eval, BN folded, relu(x*s + shortcut) fused
+>>> export_onnx(model, "model.onnx", input_size=(3, 224, 224))  # dynamic batch, checked in onnxruntime
+>>> logits = OnnxPredictor("model.onnx")(images)                # (N, num_classes) numpy array
+"""
+
+from .optimize import attn_tail, fold_bn, fold_conv_bn, fuse_attn_tails, optimize_for_inference
+
+__all__ = ["attn_tail", "fold_bn", "fold_conv_bn", "fuse_attn_tails", "optimize_for_inference"]

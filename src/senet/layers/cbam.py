@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import gate_mul
 from .helpers import (
     LayerType,
     batchnorm_nd,
@@ -72,7 +73,7 @@ class ChannelAttn(nn.Module):
         return self.gate(self.mlp(global_pool(x, "avg")) + self.mlp(global_pool(x, "max")))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * expand_gate(self.excitation(x), x)
+        return gate_mul(x, expand_gate(self.excitation(x), x))
 
 
 class SpatialAttn(nn.Module):
@@ -98,7 +99,7 @@ class SpatialAttn(nn.Module):
         return self.gate(self.bn(self.conv(pooled)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.excitation(x)
+        return gate_mul(x, self.excitation(x))
 
 
 class CBAM(nn.Module):

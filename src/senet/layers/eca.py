@@ -15,7 +15,8 @@ import math
 import torch
 from torch import nn
 
-from .helpers import LayerType, check_channels, check_odd_kernel, create_act, expand_gate, global_pool
+from .fused import squeeze_excite
+from .helpers import LayerType, check_channels, check_odd_kernel, create_act, global_pool
 
 __all__ = ["EfficientChannelAttn", "eca_kernel_size"]
 
@@ -63,11 +64,14 @@ class EfficientChannelAttn(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        z = global_pool(x, "avg")
+        return self._excite(global_pool(x, "avg"))
+
+    def _excite(self, z: torch.Tensor) -> torch.Tensor:
         return self.gate(self.conv(z.unsqueeze(1)).squeeze(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * expand_gate(self.excitation(x), x)
+        # One autograd node with a cheap backward in training, a fast squeeze in inference (senet.layers.fused).
+        return squeeze_excite(x, self._excite, tuple(self.parameters()))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"

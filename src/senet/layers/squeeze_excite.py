@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import gate_mul, squeeze_excite
 from .helpers import (
     SQUEEZES,
     LayerType,
@@ -82,11 +83,16 @@ class SqueezeExcite(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate ``s`` of shape ``(N, C)`` (eq. 3)."""
-        z = global_pool(x, self.squeeze)
+        return self._excite(global_pool(x, self.squeeze))
+
+    def _excite(self, z: torch.Tensor) -> torch.Tensor:
         return self.gate(self.fc2(self.act(self.fc1(z))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * expand_gate(self.excitation(x), x)
+        if self.squeeze == "avg":
+            # One autograd node with a cheap backward in training, a fast squeeze in inference (senet.layers.fused).
+            return squeeze_excite(x, self._excite, tuple(self.parameters()))
+        return gate_mul(x, expand_gate(self.excitation(x), x))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, rd_channels={self.rd_channels}, squeeze={self.squeeze!r}"
@@ -160,10 +166,15 @@ class EffectiveSE(nn.Module):
         z = global_pool(x, "avg")
         if self.add_maxpool:
             z = z + global_pool(x, "max")
+        return self._excite(z)
+
+    def _excite(self, z: torch.Tensor) -> torch.Tensor:
         return self.gate(self.fc(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * expand_gate(self.excitation(x), x)
+        if not self.add_maxpool:
+            return squeeze_excite(x, self._excite, tuple(self.parameters()))
+        return gate_mul(x, expand_gate(self.excitation(x), x))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, add_maxpool={self.add_maxpool}"
