@@ -183,3 +183,25 @@ def test_torchvision_cfgs_match_torchvision_metadata() -> None:
         cfg = get_pretrained_cfg(name)
         m = w.meta["_metrics"]["ImageNet-1K"]
         assert (cfg.top1, cfg.top5) == (m["acc@1"], m["acc@5"]) and cfg.url == w.url
+
+
+def test_moskomule_cifar_se_resnet20() -> None:
+    """senet.pytorch's CifarSEResNet: torchvision names, 1x1+BN projections, bias-free Linear SE, r=16 (width 1)."""
+    from senet.models import create_model
+
+    with torch.device("meta"):
+        plain = create_model("resnet20")
+    g = torch.Generator().manual_seed(0)
+    sd = {
+        k: torch.randn(v.shape, generator=g) if v.is_floating_point() else torch.zeros((), dtype=v.dtype)
+        for k, v in plain.state_dict().items()
+    }
+    for k in [k for k in sd if k.endswith(".bn2.weight")]:
+        block, c = k[: -len(".bn2.weight")], sd[k].shape[0]
+        sd[f"{block}.se.fc.0.weight"] = torch.randn(c // 16, c, generator=g)
+        sd[f"{block}.se.fc.2.weight"] = torch.randn(c, c // 16, generator=g)
+    conv = convert_checkpoint(sd)
+    assert conv.detection.layout == "moskomule" and conv.model_name == "se_resnet20"
+    assert conv.arch.rd_channels == (1, 2, 4) and conv.model_kwargs["num_classes"] == 10
+    canonical, _ = to_canonical(sd)
+    _assert_loaded(conv.model, canonical)

@@ -116,8 +116,9 @@ def _attn_kwarg_options(arch: Arch) -> list[dict[str, Any]]:
         bias_key = "bias" if arch.attn == "se" else "mlp_bias"
         base = {bias_key: bool(arch.attn_bias)}
         opts.append({"attn_kwargs": dict(base)})
-        for divisor in (1, 8):
-            opts.append({"attn_kwargs": {**base, "rd_ratio": 1 / 16, "rd_divisor": divisor}})
+        # The paper's C // 16 (rd_min=1 undoes the CIFAR nets' floor of 4), then timm's rounding to 8.
+        opts.append({"attn_kwargs": {**base, "rd_ratio": 1 / 16, "rd_divisor": 1, "rd_min": 1}})
+        opts.append({"attn_kwargs": {**base, "rd_ratio": 1 / 16, "rd_divisor": 8}})
     elif arch.attn == "eca":
         opts.append({"eca_kernels": list(arch.eca_kernels)})
     return opts

@@ -367,10 +367,14 @@ class Arch:
         per_block = 3 if self.block == "bottleneck" else 2
         return per_block * sum(self.depths) + 2
 
+    planes: int = 64  # stage-1 planes (block output / expansion)
+
     @property
     def base_width(self) -> int:
-        """torchvision's ``width_per_group``: 3x3 width per group at stage 1."""
-        return self.width // self.groups
+        """torchvision's ``width_per_group`` (``width = planes * base_width / 64 * groups``); 64 for basic blocks."""
+        if self.block != "bottleneck":
+            return 64
+        return self.width * 64 // (self.planes * self.groups)
 
     def describe(self) -> str:
         parts = [f"{self.block} blocks {list(self.depths)} (depth {self.depth})"]
@@ -436,6 +440,7 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
         eca_kernels=tuple(kernels),
         downsample_kernel=ds_kernel,
         num_classes=int(fc_w.shape[0]) if fc_w is not None else 0,
+        planes=int(sd["layer1.0.conv3.weight"].shape[0] // 4 if bottleneck else conv2.shape[0]),
     )
 
 
