@@ -53,6 +53,8 @@ def _check(build, expect_model: str, expect_layout: str, sizes: tuple[int, ...],
         assert want.shape == got.shape
         assert want.abs().max() > 0.1, "degenerate logits make the comparison meaningless"
         diff = (want - got).abs().max().item()
+        # Recorded for docs/weights.md (run with -s): PARITY <model> <size> <max abs diff> <max |logit|>
+        print(f"PARITY {expect_model} {expect_layout} {size} {diff:.3g} {want.abs().max().item():.3g}")
         assert diff <= ATOL, f"{expect_model} @ {size}: max abs diff {diff:.3g} (logit scale {want.abs().max():.3g})"
 
 
@@ -83,6 +85,9 @@ CASES = [
     pytest.param(_tv("resnet18"), "resnet18", "torchvision", (224, 160), id="tv-resnet18"),
     pytest.param(_tv("resnet50"), "resnet50", "torchvision", (224, 160), id="tv-resnet50"),
     pytest.param(_tv("resnext50_32x4d"), "resnext50_32x4d", "torchvision", (224, 160), id="tv-resnext50"),
+    pytest.param(_tv("wide_resnet50_2"), "wide_resnet50_2", "torchvision", (224, 160), id="tv-wide50", marks=SLOW),
+    # No registered name for 32x8d: resnext101_32x4d with groups/base_width overrides.
+    pytest.param(_tv("resnext101_32x8d"), "resnext101_32x4d", "torchvision", (224, 160), id="tv-rx101-8d", marks=SLOW),
     # Big ones: same code paths as above, more blocks. Slow on 2 cores (SENet-154: 20.7 GMACs at 224).
     pytest.param(
         _cadene("se_resnet101"),
@@ -126,3 +131,12 @@ CASES = [
 @pytest.mark.parametrize("build, model, layout, sizes", CASES)
 def test_logits_match_reference(build, model: str, layout: str, sizes: tuple[int, ...]) -> None:
     _check(build, model, layout, sizes)
+
+
+def test_timm_legacy_basic_blocks_are_refused() -> None:
+    """timm's legacy_seresnet18 has a ReLU before SE that senet's BasicBlock lacks: refuse rather than mis-load."""
+    from senet.errors import SenetError
+
+    ref = randomize_(_timm("legacy_seresnet18")())
+    with pytest.raises(SenetError, match="layout caffe_senet.*ReLU before SE"):
+        convert_checkpoint(ref.state_dict())

@@ -336,6 +336,14 @@ def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> lis
     if arch is None or layout in ("senet",):
         return problems
     caffe = get_layout(layout).caffe
+    if caffe and arch.block == "basic":
+        # timm's legacy_seresnet18/34 (the Caffe release has no basic-block SE nets) put a ReLU between bn2 and
+        # the SE gate; senet's BasicBlock gates bn2's output, so no senet model computes the same function.
+        problems.append(
+            "basic-block weights in the Caffe/legacy layout come from timm's legacy_seresnet18/34, which apply a "
+            "ReLU before SE; senet's BasicBlock does not"
+        )
+        return problems
     pool = next((m for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)), None)
     if pool is not None:
         pad = pool.padding if isinstance(pool.padding, int) else pool.padding[0]
