@@ -88,10 +88,14 @@ def create_loaders(
     cache_dir: str | os.PathLike[str] | None = None,
     train_subset: int = 0,
     with_train: bool = True,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
 ) -> DataBundle:
     """Training and evaluation loaders for the dataset at ``data`` (see :mod:`senet.data.sources` for the forms).
 
     ``loader="auto"`` takes the tensor fast path for pickles and images up to 64 px, else the DataLoader path.
+    ``mean``/``std`` override the normalisation (evaluation uses the training run's values; by default the tensor
+    path measures them on the training images and the DataLoader path uses ImageNet's).
     ``train_subset > 0`` keeps a fixed, class-balanced-in-expectation random subset of that many training images.
     """
     src = data if isinstance(data, DataSource) else detect_source(data)
@@ -109,7 +113,8 @@ def create_loaders(
         if tr is not None and train_subset:
             keep = torch.randperm(len(tr), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
             tr = TensorSplit(tr.images[keep], tr.labels[keep], tr.classes, tr.class_names)
-        mean, std = channel_stats((tr or te).images)
+        if mean is None or std is None:
+            mean, std = channel_stats((tr or te).images)
         kw = dict(
             device=device, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last
         )
@@ -135,7 +140,7 @@ def create_loaders(
             {"kind": "tensor", "img_size": size, "mean": list(mean), "std": list(std)},
         )
     size = img_size or 224
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
     kw = dict(device=device, workers=workers, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last)
     train_ds = file_dataset(src, "train", train_transform(size, mean, std), cache_dir) if with_train else None
     if train_ds is not None and train_subset:

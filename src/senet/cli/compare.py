@@ -1,0 +1,131 @@
+"""``senet compare``: one table of several runs' final metrics, and a plot of their training curves."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare training runs: final-metrics table and training-curve plot",
+        description="Read RUN_DIR/metrics.jsonl (and result.json) of each run; print a table and plot the curves.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by `senet train`")
+    p.add_argument(
+        "--plot", metavar="PNG", help="curve plot path (default: compare.png in the current folder; 'none' to skip)"
+    )
+    return p
+
+
+def load_run(path: Any) -> dict[str, Any]:
+    """A run folder's config, per-epoch rows and final result."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from senet.errors import SenetError
+
+    d = Path(path)
+    metrics = d / "metrics.jsonl"
+    if not metrics.is_file():
+        raise SenetError(f"{str(d)!r} is not a run folder (no metrics.jsonl): pass folders written by `senet train`")
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+    result = json.loads((d / "result.json").read_text()) if (d / "result.json").is_file() else {}
+    return {"dir": str(d), "rows": rows, "config": cfg or {}, "result": result}
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from senet.utils.table import print_table
+
+    runs = [load_run(r) for r in args.runs]
+    table, out = [], []
+    for r in runs:
+        last = r["rows"][-1] if r["rows"] else {}
+        best = max((x.get("eval_top1", float("nan")) for x in r["rows"]), default=float("nan"))
+        item = {
+            "run": r["dir"],
+            "model": r["config"].get("model", "?"),
+            "seed": r["config"].get("seed"),
+            "epochs": last.get("epoch", 0),
+            "top1": last.get("eval_top1"),
+            "top5": last.get("eval_top5"),
+            "best_top1": best,
+            "train_loss": last.get("train_loss"),
+            "wall_time_s": last.get("wall_time_s"),
+        }
+        out.append(item)
+        table.append(
+            [
+                item["run"],
+                item["model"],
+                item["seed"],
+                item["epochs"],
+                _f(item["top1"]),
+                _f(100 - item["top1"] if item["top1"] is not None else None),
+                _f(item["top5"]),
+                _f(best),
+                _f(item["train_loss"], 4),
+                _f(item["wall_time_s"], 0),
+            ]
+        )
+    print_table(
+        [
+            "run",
+            "model",
+            "seed",
+            "epochs",
+            "top-1 %",
+            "top-1 err %",
+            "top-5 %",
+            "best top-1 %",
+            "train loss",
+            "wall s",
+        ],
+        table,
+        title="runs",
+    )
+    plot = None if (args.plot or "").lower() == "none" else (args.plot or "compare.png")
+    if plot:
+        _plot(runs, plot)
+        print(f"curves: {plot}")
+    print(json.dumps({"runs": out, "plot": plot}))
+    return 0
+
+
+def _f(v: Any, nd: int = 2) -> str:
+    return "-" if v is None or v != v else f"{v:.{nd}f}"
+
+
+def _plot(runs: list[dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from senet.utils.io import atomic_open
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in runs:
+        ep = [x["epoch"] for x in r["rows"]]
+        label = f"{r['config'].get('model', '?')} s{r['config'].get('seed', '?')}"
+        a.plot(ep, [x["train_loss"] for x in r["rows"]], marker=".", label=label)
+        ev = [(x["epoch"], x["eval_top1"]) for x in r["rows"] if "eval_top1" in x]
+        if ev:
+            b.plot(*zip(*ev), marker=".", label=label)
+    a.set_xlabel("epoch")
+    a.set_ylabel("train loss")
+    b.set_xlabel("epoch")
+    b.set_ylabel("test top-1 accuracy %")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,134 @@
+"""``senet eval``: top-1/top-5 error, per-class accuracy and a confusion-matrix plot for a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint: top-1/top-5 error, per-class accuracy, confusion matrix",
+        description="Evaluate a `senet train` checkpoint on the val/ or test/ split of a dataset.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="last.pt of a run, or the run folder")
+    p.add_argument("--data", metavar="PATH", help="dataset (default: the one the run trained on)")
+    p.add_argument("--batch-size", type=int, default=500, metavar="N", help="batch size (default: 500)")
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--workers", type=int, default=4, metavar="N", help="loader workers, large images (default: 4)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
+    p.add_argument(
+        "--plot", metavar="PNG", help="confusion matrix image (default: confusion.png beside CKPT; 'none' to skip)"
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from senet.data import create_loaders, resolve_data
+    from senet.errors import SenetError
+    from senet.train import evaluate, load_checkpoint, model_from_checkpoint
+    from senet.train.trainer import resolve_amp, resolve_device
+    from senet.utils.table import print_table
+
+    if args.batch_size <= 0:
+        raise SenetError(f"--batch-size must be positive, got {args.batch_size}")
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg, pre = ckpt["config"], ckpt["preprocess"]
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
+    path = resolve_data(args.data if args.data is not None else cfg["data"], cfg["dataset"])
+    data = create_loaders(
+        path,
+        batch_size=args.batch_size,
+        device=device,
+        loader="tensor" if pre["kind"] == "tensor" else "dataloader",
+        img_size=pre["img_size"],
+        crop_pct=pre.get("crop_pct", 0.875),
+        workers=args.workers,
+        mean=tuple(pre["mean"]),
+        std=tuple(pre["std"]),
+        cache_dir=cfg.get("cache_dir"),
+        with_train=False,
+    )
+    if data.classes != list(ckpt["classes"]):
+        raise SenetError(
+            f"{str(path)!r} has classes {data.classes[:5]}..., the checkpoint {ckpt['classes'][:5]}...: "
+            "evaluate on the dataset it was trained on"
+        )
+    amp = resolve_amp("auto", device)
+    r = evaluate(model, data.eval, len(data.classes), device=device, amp=amp)
+    names = list(ckpt.get("class_names") or ckpt["classes"])
+    print_table(
+        ["class", "accuracy %", "images"],
+        [[n, f"{a:.2f}", sum(row)] for n, a, row in zip(names, r["per_class"], r["confusion"])],
+        title=f"{cfg['model']} on {path} ({r['n']} images)",
+    )
+    print(f"top-1 error {100 - r['top1']:.2f}%  top-5 error {100 - r['top5']:.2f}%  (top-1 accuracy {r['top1']:.2f}%)")
+    plot = None
+    if (args.plot or "").lower() != "none":
+        ck = Path(args.checkpoint)
+        plot = Path(args.plot) if args.plot else (ck if ck.is_dir() else ck.parent) / "confusion.png"
+        _plot_confusion(r["confusion"], names, plot, f"{cfg['model']}: top-1 error {100 - r['top1']:.2f}%")
+        print(f"confusion matrix: {plot}")
+    print(
+        json.dumps(
+            {
+                "model": cfg["model"],
+                "checkpoint": str(args.checkpoint),
+                "data": str(path),
+                "n": r["n"],
+                "top1": round(r["top1"], 4),
+                "top5": round(r["top5"], 4),
+                "top1_err": round(100 - r["top1"], 4),
+                "top5_err": round(100 - r["top5"], 4),
+                "loss": round(r["loss"], 5),
+                "per_class": {n: round(a, 3) for n, a in zip(names, r["per_class"])},
+                "confusion_png": str(plot) if plot else None,
+            }
+        )
+    )
+    return 0
+
+
+def _plot_confusion(conf: list[list[int]], names: list[str], path: Any, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from senet.utils.io import atomic_open
+
+    c = np.asarray(conf, dtype=float)
+    norm = c / np.maximum(c.sum(1, keepdims=True), 1)
+    k = len(names)
+    size = max(5.0, min(20.0, 0.45 * k + 2))
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if k <= 30:
+        ax.set_xticks(range(k), names, rotation=90)
+        ax.set_yticks(range(k), names)
+        for i in range(k):
+            for j in range(k):
+                if c[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        int(c[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

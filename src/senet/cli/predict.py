@@ -1,0 +1,80 @@
+"""``senet predict``: top-k class names and probabilities for image files, from a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict",
+        help="classify image files with a trained checkpoint",
+        description="Print the top-k classes and probabilities for each image (preprocessed as in training eval).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="last.pt of a run, or the run folder")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default: 5)")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default: cpu)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
+    return p
+
+
+def preprocess(img: Any, pre: dict[str, Any]) -> Any:
+    """A uint8 C x H x W image -> the normalised float tensor the model saw at evaluation."""
+    import torch
+    from torchvision.transforms import v2
+
+    from senet.data.imagenet import eval_transform
+
+    if pre["kind"] == "tensor":
+        size = int(pre["img_size"])
+        if tuple(img.shape[-2:]) != (size, size):
+            img = v2.functional.resize(img, [size, size], antialias=True)
+        x = img.float().div(255)
+        return v2.functional.normalize(x, pre["mean"], pre["std"])
+    t = eval_transform(int(pre["img_size"]), float(pre.get("crop_pct", 0.875)), pre["mean"], pre["std"])
+    return t(img).to(torch.float32)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    from senet.errors import SenetError
+    from senet.train import load_checkpoint, model_from_checkpoint
+    from senet.train.trainer import resolve_device
+    from senet.utils.table import print_table
+
+    if args.top_k <= 0:
+        raise SenetError(f"--top-k must be positive, got {args.top_k}")
+    ckpt = load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
+    names = list(ckpt.get("class_names") or ckpt["classes"])
+    k = min(args.top_k, len(names))
+    results = []
+    for path in args.images:
+        p = Path(path)
+        if not p.is_file():
+            raise SenetError(f"image {path!r} does not exist")
+        try:
+            img = decode_image(read_file(str(p)), mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            raise SenetError(f"cannot decode image {path!r}: {str(exc).splitlines()[0]}") from exc
+        x = preprocess(img, ckpt["preprocess"]).unsqueeze(0).to(device)
+        with torch.no_grad():
+            prob = model(x).float().softmax(1)[0]
+        top = prob.topk(k)
+        preds = [{"class": names[i], "prob": round(float(v), 5)} for v, i in zip(top.values, top.indices.tolist())]
+        results.append({"image": str(path), "top": preds})
+        print_table(
+            ["rank", "class", "probability"],
+            [[r + 1, d["class"], f"{d['prob']:.4f}"] for r, d in enumerate(preds)],
+            title=str(path),
+        )
+    print(json.dumps({"checkpoint": str(args.checkpoint), "predictions": results}))
+    return 0

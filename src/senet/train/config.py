@@ -1,0 +1,235 @@
+"""The training configuration: one typed dataclass, layered defaults -> YAML file -> command-line overrides.
+
+Unknown keys and values of the wrong type are rejected with a one-line :class:`~senet.errors.SenetError` naming the
+key, so a typo in a recipe never silently trains something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from senet.errors import SenetError
+
+__all__ = ["TrainConfig", "load_config", "parse_value", "config_to_dict"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Epoch-valued fields (``milestones``, ``warmup_epochs``) are in epochs."""
+
+    # What to train, on what.
+    model: str = "resnet20"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None  # dataset path, or a folder holding datasets; None: $SENET_DATA_DIR or ../shared/data
+    dataset: str = "cifar10"  # the name looked up inside a data folder (cifar10, cifar100, imagenette, imagenet)
+    download: bool = False
+    output: str = "runs/{model}-s{seed}"
+    # Data pipeline.
+    loader: str = "auto"  # auto | tensor (small images, augmented on device) | dataloader (files + workers)
+    img_size: int | None = None  # dataloader path only (default 224); the tensor path keeps the stored size
+    crop_pct: float = 0.875
+    pad: int = 4
+    flip: bool = True
+    cutout: int = 0
+    workers: int = 4
+    train_subset: int = 0  # > 0: train on a fixed random subset of this many images
+    cache_dir: str | None = None
+    # Optimisation.
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 5e-4
+    wd_skip_norm_bias: bool = True
+    schedule: str = "cosine"  # step | cosine | onecycle | constant
+    milestones: list[float] = field(default_factory=lambda: [100.0, 150.0])
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.1  # fraction of lr at step 0 of the warmup
+    min_lr: float = 0.0
+    onecycle_pct: float = 0.25
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay, evaluated too
+    # Speed.
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto | bf16 | fp16 | fp32; auto: bf16 on CUDA and on CPUs with AMX, else fp32
+    channels_last: str = "auto"  # auto | true | false; auto: with bf16 autocast
+    compile: bool = False
+    threads: int = 0  # > 0: torch.set_num_threads
+    # Reproducibility and bookkeeping.
+    seed: int = 0
+    deterministic: bool = False
+    eval_every: int = 1
+    checkpoint_every: int = 1
+    keep_last_only: bool = True
+    log_interval: int = 50
+    progress: str = "auto"  # auto | bar | lines | none
+    tensorboard: bool = False
+    resume: bool = False
+    sync_bn: bool = False
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _check(name: str, value: Any, tp: Any, source: str) -> Any:
+    """Validate (and lightly coerce: int -> float, str paths) ``value`` against the annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check(name, value, a, source)
+            except SenetError as exc:
+                errors.append(str(exc))
+        raise SenetError(errors[0] if errors else f"{source}: {name} has a bad value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise SenetError(f"{source}: {name} must be a list, got {value!r}")
+        return [_check(f"{name}[{i}]", v, item, source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SenetError(f"{source}: {name} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SenetError(f"{source}: {name} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SenetError(f"{source}: {name} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SenetError(f"{source}: {name} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SenetError(f"{source}: {name} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value as YAML (``0.1``, ``true``, ``[30, 60]``, ``{rd_ratio: 0.25}``, ``null``)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+_CHOICES = {
+    "optimizer": ("sgd", "adamw"),
+    "schedule": ("step", "cosine", "onecycle", "constant"),
+    "amp": ("auto", "bf16", "fp16", "fp32"),
+    "channels_last": ("auto", "true", "false"),
+    "loader": ("auto", "tensor", "dataloader"),
+    "progress": ("auto", "bar", "lines", "none"),
+}
+
+
+def _validate(cfg: TrainConfig) -> None:
+    for key, choices in _CHOICES.items():
+        if getattr(cfg, key) not in choices:
+            raise SenetError(f"{key} must be one of {', '.join(choices)}, not {getattr(cfg, key)!r}")
+    for key in ("epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every", "log_interval"):
+        if getattr(cfg, key) <= 0:
+            raise SenetError(f"{key} must be positive, got {getattr(cfg, key)}")
+    if cfg.lr <= 0:
+        raise SenetError(f"lr must be positive, got {cfg.lr}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise SenetError(f"ema must be in [0, 1), got {cfg.ema}")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise SenetError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:
+        raise SenetError("weight_decay, warmup_epochs, pad, cutout and train_subset must not be negative")
+    if not 0.0 < cfg.crop_pct <= 1.0:
+        raise SenetError(f"crop_pct must be in (0, 1], got {cfg.crop_pct}")
+
+
+def _apply(values: dict[str, Any], source: str, current: dict[str, Any]) -> None:
+    types_ = _field_types()
+    for key, value in values.items():
+        k = str(key).replace("-", "_")
+        if k not in types_:
+            import difflib
+
+            close = difflib.get_close_matches(k, types_, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SenetError(f"{source}: unknown config key {key!r}{hint}; `senet train --help` lists them")
+        current[k] = _check(k, value, types_[k], source)
+
+
+def load_config(
+    yaml_path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Defaults, then ``base`` (e.g. a checkpoint's config), then the YAML file, then ``overrides``.
+
+    Override values may be strings from the command line; they are parsed as YAML scalars/lists first.
+    """
+    import yaml
+
+    current = config_to_dict(TrainConfig())
+    if base:
+        _apply(base, "checkpoint config", current)
+    if yaml_path is not None:
+        p = Path(yaml_path).expanduser()
+        if not p.is_file():
+            raise SenetError(f"config file {str(p)!r} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SenetError(f"config file {str(p)!r} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(data, dict):
+            raise SenetError(f"config file {str(p)!r} must hold a mapping of keys to values")
+        _apply(data, str(p), current)
+    if overrides:
+        parsed = {k: parse_value(v) if isinstance(v, str) else v for k, v in overrides.items()}
+        # A path-like or name-like string stays a string even when YAML reads it as something else.
+        types_ = _field_types()
+        for k, v in list(parsed.items()):
+            tp = types_.get(str(k).replace("-", "_"))
+            if isinstance(overrides[k], str) and tp in (str, str | None) and not isinstance(v, str) and v is not None:
+                parsed[k] = overrides[k]
+        _apply(parsed, "command line", current)
+    cfg = TrainConfig(**current)
+    _validate(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """A plain dict (YAML- and weights_only-safe) of ``cfg``."""
+    return {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v

@@ -1,0 +1,73 @@
+"""Evaluation: loss, top-1 / top-5 accuracy, per-class accuracy and the confusion matrix, summed over DDP ranks."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distributed import DistInfo, all_reduce_sum
+
+__all__ = ["evaluate", "autocast_context"]
+
+
+def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``amp`` in ``bf16``/``fp16``, a null context for ``fp32``."""
+    if amp == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    num_classes: int,
+    *,
+    device: torch.device | str = "cpu",
+    amp: str = "fp32",
+    dist_info: DistInfo | None = None,
+    with_confusion: bool = True,
+) -> dict[str, Any]:
+    """Run ``model`` over ``loader``; returns ``loss``, ``top1``, ``top5`` (percent), ``n``, and with
+    ``with_confusion`` the ``confusion`` matrix (rows: true class, columns: predicted) and ``per_class`` accuracy."""
+    device = torch.device(device)
+    info = dist_info or DistInfo()
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    k = min(5, num_classes)
+    for x, y in loader:
+        with autocast_context(device, amp):
+            logits = model(x)
+        logits = logits.float()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+        topk = logits.topk(k, dim=1).indices
+        hit = topk.eq(y[:, None])
+        sums[1] += hit[:, 0].sum()
+        sums[2] += hit.any(dim=1).sum()
+        sums[3] += y.numel()
+        if with_confusion:
+            conf += torch.bincount(y * num_classes + topk[:, 0], minlength=num_classes**2).view(num_classes, -1)
+    all_reduce_sum(sums, info)
+    if with_confusion:
+        all_reduce_sum(conf, info)
+    model.train(was_training)
+    n = max(1.0, float(sums[3]))
+    out: dict[str, Any] = {
+        "loss": float(sums[0]) / n,
+        "top1": 100.0 * float(sums[1]) / n,
+        "top5": 100.0 * float(sums[2]) / n,
+        "n": int(sums[3]),
+    }
+    if with_confusion:
+        c = conf.cpu()
+        totals = c.sum(1).clamp_min(1)
+        out["confusion"] = c.tolist()
+        out["per_class"] = (100.0 * c.diag().double() / totals).tolist()
+    return out

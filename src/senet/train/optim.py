@@ -1,0 +1,138 @@
+"""Optimizers with weight decay that skips norms and biases, per-step LR schedules with warmup, and a weight EMA."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from senet.errors import SenetError
+
+__all__ = ["param_groups", "create_optimizer", "LRSchedule", "ModelEma"]
+
+
+def param_groups(model: nn.Module, weight_decay: float, skip_norm_bias: bool = True) -> list[dict[str, Any]]:
+    """Two groups: decayed weights, and 1-D tensors (norm scales/shifts, biases) without decay when asked.
+
+    Decaying BN's scale only shrinks a factor the next layer undoes, and biases carry no capacity to regularise.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if skip_norm_bias and p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def create_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov by default) or AdamW from ``cfg`` (a :class:`~senet.train.config.TrainConfig`)."""
+    groups = param_groups(model, cfg.weight_decay, cfg.wd_skip_norm_bias)
+    if cfg.optimizer == "sgd":
+        nesterov = cfg.nesterov and cfg.momentum > 0
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=nesterov)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+    raise SenetError(f"optimizer must be sgd or adamw, not {cfg.optimizer!r}")
+
+
+class LRSchedule:
+    """Per-step learning-rate multiplier: linear warmup, then ``step`` / ``cosine`` / ``onecycle`` / ``constant``.
+
+    The state is just the step count, so resuming is exact. ``milestones`` and ``warmup_epochs`` are in epochs.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: Any, steps_per_epoch: int) -> None:
+        self.optimizer = optimizer
+        self.kind = cfg.schedule
+        self.spe = steps_per_epoch
+        self.total = max(1, cfg.epochs * steps_per_epoch)
+        self.warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+        self.warmup_start = cfg.warmup_start
+        self.milestones = [int(round(m * steps_per_epoch)) for m in cfg.milestones]
+        self.gamma = cfg.gamma
+        self.min_ratio = cfg.min_lr / cfg.lr
+        self.pct = cfg.onecycle_pct
+        self.base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        for g, lr in zip(optimizer.param_groups, self.base_lrs):
+            g["initial_lr"] = lr
+        self.step_count = 0
+        self._apply()
+
+    def factor(self, s: int) -> float:
+        """The LR multiplier at optimizer step ``s`` (0-based)."""
+        if self.kind == "onecycle":
+            # Leslie Smith's one-cycle: ramp from lr/25 over pct of training, then cosine to min_lr (or lr/1e4).
+            up = max(1, int(self.pct * self.total))
+            lo = 1 / 25
+            if s < up:
+                return lo + (1 - lo) * s / up
+            end = self.min_ratio or 1e-4
+            t = min(1.0, (s - up) / max(1, self.total - up))
+            return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * t))
+        if s < self.warmup:
+            w = self.warmup_start + (1 - self.warmup_start) * s / self.warmup
+        else:
+            w = 1.0
+        if self.kind == "step":
+            f = self.gamma ** sum(s >= m for m in self.milestones)
+        elif self.kind == "cosine":
+            t = min(1.0, max(0, s - self.warmup) / max(1, self.total - self.warmup))
+            f = self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        else:
+            f = 1.0
+        return w * f
+
+    def _apply(self) -> None:
+        f = self.factor(self.step_count)
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = lr * f
+
+    def step(self) -> None:
+        """Advance one optimizer step."""
+        self.step_count += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step_count": self.step_count, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_count = int(state["step_count"])
+        self.base_lrs = list(state["base_lrs"])
+        self._apply()
+
+
+class ModelEma(nn.Module):
+    """An exponential moving average of a model's weights (buffers are copied): ``ema = d * ema + (1 - d) * w``.
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the first updates so early, random weights fade fast.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        n = int(self.updates)
+        d = min(self.decay, (1 + n) / (10 + n))
+        self.updates += 1
+        src = model.state_dict()
+        for k, v in self.module.state_dict().items():
+            s = src[k]
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(s.detach(), alpha=1 - d)
+            else:
+                v.copy_(s)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)

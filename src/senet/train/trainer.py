@@ -1,0 +1,515 @@
+"""The training loop: data -> model -> optimizer -> epochs of steps, with checkpoints, metrics and clean stops.
+
+One function, :func:`train`, drives a run from a :class:`~senet.train.config.TrainConfig`. It works the same as one
+process on a CPU and as N ``torchrun`` processes on GPUs (DDP; rank 0 logs and writes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from senet.errors import SenetError
+
+from .checkpoint import build_model, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, config_to_dict
+from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from .evaluate import autocast_context, evaluate
+from .optim import LRSchedule, ModelEma, create_optimizer
+
+__all__ = ["train", "resolve_device", "resolve_amp", "run_dir_for", "code_version"]
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: the local rank's GPU when CUDA is available, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SenetError(f"device {name!r} asked for but CUDA is not available: use --device cpu")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, the only CPUs where bf16 training beats fp32 (measured on AVX2: ~4x slower)."""
+    fn = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
+    return bool(fn()) if fn is not None else False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA and on AMX CPUs, fp32 elsewhere. fp16 is CUDA-only (it needs a grad scaler)."""
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" or cpu_has_amx() else "fp32"
+    if amp == "fp16" and device.type != "cuda":
+        raise SenetError("amp fp16 needs a CUDA device: use amp bf16 or fp32 on CPU")
+    return amp
+
+
+def run_dir_for(cfg: TrainConfig) -> Path:
+    """The run folder: ``cfg.output`` with ``{model}``, ``{seed}`` and ``{dataset}`` filled in."""
+    try:
+        return Path(cfg.output.format(model=cfg.model.replace(":", "_"), seed=cfg.seed, dataset=cfg.dataset))
+    except (KeyError, IndexError) as exc:
+        raise SenetError(f"output {cfg.output!r} has an unknown placeholder {exc}; use {{model}}, {{seed}}") from exc
+
+
+def code_version() -> dict[str, Any]:
+    """senet and torch versions, and the git commit (with a dirty flag) when running from a checkout."""
+    from senet import __version__
+
+    out: dict[str, Any] = {"senet": __version__, "torch": str(torch.__version__)}
+    repo = Path(__file__).resolve().parents[3]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if (repo / ".git").exists():
+            head = subprocess.run(
+                ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            )
+            if head.returncode == 0:
+                out["git_commit"] = head.stdout.strip()
+                dirty = subprocess.run(
+                    ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                )
+                out["git_dirty"] = bool(dirty.stdout.strip())
+    return out
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and returns."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class _Logger:
+    """Rank-0 output: per-epoch lines, optional rich progress bar, metrics.csv/jsonl, TensorBoard."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool, print_fn: Any) -> None:
+        self.run_dir, self.enabled, self.print = run_dir, enabled, print_fn
+        mode = cfg.progress
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode = mode if enabled else "none"
+        self.rows: list[dict[str, Any]] = []
+        self.tb = None
+        if enabled and cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:
+                self.print("senet train: tensorboard is not installed; pip install 'senet[tensorboard]'")
+        jl = run_dir / "metrics.jsonl"
+        if enabled and jl.is_file():
+            self.rows = [json.loads(line) for line in jl.read_text().splitlines() if line.strip()]
+
+    def epoch_rows(self, upto: int) -> None:
+        """Keep only rows of epochs already done (a resume drops rows of the interrupted epoch)."""
+        self.rows = [r for r in self.rows if r["epoch"] <= upto]
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.rows.append(row)
+        from senet.utils.io import atomic_write_text
+
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.tb.add_scalar(k, v, row["epoch"])
+            self.tb.flush()
+        if self.mode != "none":
+            parts = [
+                f"epoch {row['epoch']}/{row['epochs']}",
+                f"loss {row['train_loss']:.4f}",
+                f"train {row['train_top1']:.2f}%",
+            ]
+            if "eval_top1" in row:
+                parts.append(f"test {row['eval_top1']:.2f}% (top-5 {row['eval_top5']:.2f}%)")
+            if "ema_top1" in row:
+                parts.append(f"ema {row['ema_top1']:.2f}%")
+            parts += [f"lr {row['lr']:.4g}", f"{row['img_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
+            self.print("  ".join(parts))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    model: nn.Module | None = None,
+    stop_after_steps: int | None = None,
+    print_fn: Any = None,
+) -> dict[str, Any]:
+    """Train per ``cfg`` and return the final result dict (also printed as the last JSON line by the CLI).
+
+    ``model`` replaces ``cfg.model`` with a ready module (it must accept the data's classes). ``stop_after_steps``
+    stops like a SIGINT after that many optimizer steps in this call (used by the resume tests).
+    """
+    print_fn = print_fn or (lambda *a: print(*a, file=sys.stderr, flush=True))
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    info = init_distributed(device.type)
+    try:
+        return _train(cfg, info, device, model, stop_after_steps, print_fn)
+    finally:
+        cleanup(info)
+
+
+def _train(
+    cfg: TrainConfig,
+    info: DistInfo,
+    device: torch.device,
+    model_override: nn.Module | None,
+    stop_after_steps: int | None,
+    print_fn: Any,
+) -> dict[str, Any]:
+    from senet.data import create_loaders, resolve_data
+    from senet.utils.io import atomic_write_text
+
+    say = print_fn if info.is_main else (lambda *a: None)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    amp = resolve_amp(cfg.amp, device)
+    channels_last = cfg.channels_last == "true" or (cfg.channels_last == "auto" and amp != "fp32")
+
+    run_dir = run_dir_for(cfg)
+    last = run_dir / "last.pt"
+    ckpt = None
+    if cfg.resume:
+        if not last.is_file():
+            raise SenetError(f"--resume: no checkpoint {str(last)!r}; start without --resume or fix --output")
+        ckpt = load_checkpoint(last, map_location="cpu")
+    elif last.is_file():
+        raise SenetError(f"{str(run_dir)!r} already holds a run: add --resume to continue it or pick another --output")
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download and info.is_main)
+    barrier(info)
+    data = create_loaders(
+        data_path,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size,
+        device=device,
+        loader=cfg.loader,
+        img_size=cfg.img_size,
+        crop_pct=cfg.crop_pct,
+        pad=cfg.pad,
+        flip=cfg.flip,
+        cutout=cfg.cutout,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        channels_last=channels_last,
+        cache_dir=cfg.cache_dir,
+        train_subset=cfg.train_subset,
+    )
+    num_classes = len(data.classes)
+    steps_per_epoch = len(data.train)
+    if steps_per_epoch == 0:
+        raise SenetError(f"batch size {cfg.batch_size} leaves no full training batch")
+
+    torch.manual_seed(cfg.seed)
+    model = model_override if model_override is not None else build_model(cfg.model, num_classes, cfg.model_kwargs)
+    if cfg.sync_bn and info.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = create_optimizer(model, cfg)
+    schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    ema = ModelEma(model, cfg.ema) if cfg.ema > 0 else None
+
+    start_epoch, start_step, partial = 0, 0, [0.0, 0.0, 0.0]
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            raise SenetError(
+                f"checkpoint {str(last)!r} does not fit model {cfg.model!r}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("ema") is not None:
+            ema.module.load_state_dict(ckpt["ema"])
+            ema.updates.fill_(int(ckpt["ema_updates"]))
+        set_rng_state(ckpt["rng"])
+        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+        partial = list(ckpt.get("partial", partial))
+        say(f"senet train: resuming {str(last)!r} at epoch {start_epoch + 1}, step {start_step}")
+
+    train_model: nn.Module = model
+    if cfg.compile:
+        train_model = torch.compile(model)  # type: ignore[assignment]
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    logger = _Logger(run_dir, cfg, info.is_main, say)
+    logger.epoch_rows(start_epoch)
+    resolved = config_to_dict(cfg)
+    resolved["resume"] = False
+    meta = {
+        **code_version(),
+        "device": str(device),
+        "amp": amp,
+        "channels_last": channels_last,
+        "world_size": info.world_size,
+        "data_path": str(data_path),
+        "loader": data.loader,
+        "num_classes": num_classes,
+        "train_images": data.train.num_samples,
+        "argv": sys.argv,
+    }
+    if info.is_main:
+        import yaml
+
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+        say(
+            f"senet train: {cfg.model} on {data_path} ({data.train.num_samples} train / {data.eval.num_samples} "
+            f"eval images, {num_classes} classes), {cfg.epochs} epochs x {steps_per_epoch} steps, device {device}, "
+            f"{amp}{', channels_last' if channels_last else ''}, world {info.world_size} -> {run_dir}"
+        )
+
+    def make_state(epoch: int, step_in_epoch: int, sums: list[float]) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "ema": ema.module.state_dict() if ema is not None else None,
+            "ema_updates": int(ema.updates) if ema is not None else 0,
+            "rng": rng_state(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "partial": list(sums),
+            "config": resolved,
+            "classes": list(data.classes),
+            "class_names": list(data.class_names),
+            "preprocess": data.preprocess,
+            "version": {k: v for k, v in meta.items() if k in ("senet", "torch", "git_commit")},
+        }
+
+    def checkpoint(epoch: int, step_in_epoch: int, sums: list[float]) -> None:
+        if info.is_main:
+            save_checkpoint(make_state(epoch, step_in_epoch, sums), last)
+        barrier(info)
+
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    result: dict[str, Any] = {"status": "done"}
+    steps_this_call = 0
+    last_eval: dict[str, Any] = {}
+    t_start = time.time()
+    with _StopFlag() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            train_model.train()
+            data.train.set_epoch(epoch, start_step)
+            sums = torch.tensor(partial if start_step else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
+            t0, seen = time.time(), 0
+            bar = _progress(logger, epoch, cfg.epochs, steps_per_epoch, start_step)
+            step = start_step
+            for x, y in data.train:
+                with autocast_context(device, amp):
+                    logits = train_model(x)
+                    loss = criterion(logits.float(), y)
+                flags = torch.tensor(
+                    [0.0 if torch.isfinite(loss) else 1.0, 1.0 if stop.signum else 0.0], device=device
+                )
+                all_reduce_sum(flags, info)
+                if flags[0] > 0:
+                    gstep = epoch * steps_per_epoch + step
+                    _close(bar)
+                    where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
+                    say(
+                        f"senet train: non-finite loss at step {gstep} (epoch {epoch + 1}, batch {step}); "
+                        f"stopping; {where}. Lower --lr, add warmup_epochs, or use amp fp32."
+                    )
+                    result = {"status": "non_finite_loss", "step": gstep, "epoch": epoch + 1}
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                if ema is not None:
+                    ema.update(model)
+                with torch.no_grad():
+                    n = y.numel()
+                    sums[0] += loss.detach().double() * n
+                    sums[1] += (logits.argmax(1) == y).sum()
+                    sums[2] += n
+                seen += n
+                step += 1
+                steps_this_call += 1
+                _advance(bar, seen * info.world_size / max(1e-9, time.time() - t0), float(loss.detach()))
+                if logger.mode == "lines" and step % cfg.log_interval == 0 and info.is_main:
+                    say(
+                        f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {float(loss):.4f} "
+                        f"{seen * info.world_size / max(1e-9, time.time() - t0):.0f} img/s"
+                    )
+                want_stop = flags[1] > 0 or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
+                if want_stop and step < steps_per_epoch:
+                    _close(bar)
+                    checkpoint(epoch, step, sums.tolist())
+                    how = f"senet train --output {run_dir} --resume"
+                    say(f"senet train: stopped at epoch {epoch + 1}, step {step}; checkpoint {last}. Resume: {how}")
+                    result = {"status": "interrupted", "epoch": epoch + 1, "step": step, "resume": how}
+                    break
+            else:
+                _close(bar)
+                all_reduce_sum(sums, info)
+                start_step = 0
+                elapsed = time.time() - t0
+                row: dict[str, Any] = {
+                    "epoch": epoch + 1,
+                    "epochs": cfg.epochs,
+                    "train_loss": float(sums[0] / sums[2]),
+                    "train_top1": float(100 * sums[1] / sums[2]),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "epoch_time_s": elapsed,
+                    "img_per_s": float(sums[2]) / max(1e-9, elapsed),
+                }
+                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                    last_eval = evaluate(
+                        train_model if not info.enabled else model,
+                        data.eval,
+                        num_classes,
+                        device=device,
+                        amp=amp,
+                        dist_info=info,
+                        with_confusion=False,
+                    )
+                    row.update(eval_loss=last_eval["loss"], eval_top1=last_eval["top1"], eval_top5=last_eval["top5"])
+                    if ema is not None:
+                        e = evaluate(
+                            ema.module,
+                            data.eval,
+                            num_classes,
+                            device=device,
+                            amp=amp,
+                            dist_info=info,
+                            with_confusion=False,
+                        )
+                        row.update(ema_top1=e["top1"], ema_top5=e["top5"])
+                row["wall_time_s"] = time.time() - t_start
+                logger.log_epoch(row)
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                    checkpoint(epoch + 1, 0, [0.0, 0.0, 0.0])
+                stopping = stop.signum is not None or (
+                    stop_after_steps is not None and steps_this_call >= stop_after_steps
+                )
+                if stopping and epoch + 1 < cfg.epochs:
+                    if (epoch + 1) % cfg.checkpoint_every:
+                        checkpoint(epoch + 1, 0, [0.0, 0.0, 0.0])
+                    how = f"senet train --output {run_dir} --resume"
+                    say(f"senet train: stopped after epoch {epoch + 1}; checkpoint {last}. Resume: {how}")
+                    result = {"status": "interrupted", "epoch": epoch + 1, "step": 0, "resume": how}
+                    break
+                continue
+            break
+    logger.close()
+    final = logger.rows[-1] if logger.rows else {}
+    result.update(
+        model=cfg.model,
+        run_dir=str(run_dir),
+        checkpoint=str(last),
+        epochs_done=final.get("epoch", start_epoch),
+        train_time_s=round(time.time() - t_start, 1),
+    )
+    for k in ("eval_top1", "eval_top5", "ema_top1", "train_loss"):
+        if k in final:
+            result[k.replace("eval_", "")] = round(final[k], 4)
+    if "top1" in result:
+        result["top1_err"] = round(100 - result["top1"], 4)
+    if info.is_main:
+        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _progress(logger: _Logger, epoch: int, epochs: int, total: int, done: int) -> Any:
+    if logger.mode != "bar":
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    p = Progress(
+        TextColumn(f"epoch {epoch + 1}/{epochs}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]:>6.0f} img/s  loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    p.start()
+    p.add_task("train", total=total, completed=done, speed=0.0, loss=math.nan)
+    return p
+
+
+def _advance(bar: Any, speed: float, loss: float) -> None:
+    if bar is not None:
+        bar.update(bar.task_ids[0], advance=1, speed=speed, loss=loss)
+
+
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.stop()
