@@ -263,6 +263,11 @@ def test_bad_values_raise_senet_errors() -> None:
         SqueezeExcite()(np.zeros((2, 16), "float32"))
     with pytest.raises(SenetError, match="must be known"):
         SqueezeExcite().build((None, 4, 4, None))
+    built = ECA()
+    built(np.zeros((1, 4, 4, 16), "float32"))
+    built(np.zeros((1, 9, 16), "float32"))  # another rank is fine: the weights do not depend on it
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 16"):
+        built(np.zeros((1, 4, 4, 8), "float32"))
 
 
 def test_import_senet_does_not_import_keras_and_backend_falls_back_to_torch(tmp_path) -> None:

@@ -141,6 +141,8 @@ class _ChannelAttnLayer(keras.layers.Layer):
         if channels is None:
             raise SenetError(f"{name}: the channel axis of input shape {shape} ({self.data_format}) must be known")
         self.channels = int(channels)
+        # Keras then rejects a later input with another channel count (or rank) with a clear message.
+        self.input_spec = keras.layers.InputSpec(min_ndim=3, max_ndim=5, axes={self.channel_axis: self.channels})
         return self.channels
 
     def _expand(self, gate, ndim: int):
