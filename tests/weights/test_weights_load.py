@@ -15,6 +15,7 @@ from senet.weights import (
     get_pretrained_cfg,
     load_pretrained,
     read_checkpoint,
+    resolve_pretrained_cfg,
     save_pretrained,
     to_canonical,
 )
@@ -112,6 +113,8 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     ckpt = read_checkpoint(path)
     assert ckpt.metadata["model"] == "se_resnet50" and ckpt.metadata["layout"] == "senet"
     assert ckpt.metadata["class_names"][:2] == ["c0", "c1"] and ckpt.metadata["crop_pct"] == meta["crop_pct"]
+    cfg = resolve_pretrained_cfg(metadata={**ckpt.metadata, "crop_pct": 0.95})
+    assert cfg.model == "se_resnet50" and cfg.crop_pct == 0.95 and cfg.mean == (0.485, 0.456, 0.406)
     again = _create("se_resnet50", pretrained=str(path))
     a, b = model.state_dict(), again.state_dict()
     assert list(a) == list(b)

@@ -25,7 +25,7 @@ from .convert import (
 )
 from .io import Checkpoint, fetch_url, read_checkpoint, save_safetensors, sha256_file, unwrap_state_dict
 from .layouts import LAYOUTS, Arch, Detection, Layout, detect_layout, get_layout, infer_arch, list_layouts
-from .pretrained import PretrainedCfg, get_pretrained_cfg, list_pretrained
+from .pretrained import PretrainedCfg, get_pretrained_cfg, list_pretrained, resolve_pretrained_cfg
 
 __all__ = [
     "LAYOUTS",
@@ -49,6 +49,7 @@ __all__ = [
     "load_pretrained",
     "model_name_of",
     "read_checkpoint",
+    "resolve_pretrained_cfg",
     "save_pretrained",
     "save_safetensors",
     "sha256_file",

@@ -14,7 +14,14 @@ from typing import Any
 
 from senet.errors import SenetError
 
-__all__ = ["PretrainedCfg", "get_pretrained_cfg", "list_pretrained", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "PretrainedCfg",
+    "get_pretrained_cfg",
+    "resolve_pretrained_cfg",
+    "list_pretrained",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -232,3 +239,27 @@ def get_pretrained_cfg(model_name: str, *, strict: bool = False) -> PretrainedCf
         raise SenetError(f"no published checkpoint is registered for {model_name!r}{hint}")
     base = _CIFAR10_DEFAULT if _is_cifar(model_name) else _IMAGENET_DEFAULT
     return dataclasses.replace(base, model=model_name)
+
+
+def resolve_pretrained_cfg(model_name: str | None = None, metadata: dict[str, Any] | None = None) -> PretrainedCfg:
+    """The cfg of ``model_name`` (or of ``metadata["model"]``) with a converted file's metadata applied on top.
+
+    ``metadata`` is :attr:`senet.weights.Checkpoint.metadata` of a safetensors file written by ``senet convert``
+    / :func:`senet.weights.save_pretrained`; its preprocessing fields win over the registry's.
+    """
+    meta = dict(metadata or {})
+    name = model_name or meta.get("model")
+    if not isinstance(name, str) or not name:
+        raise SenetError("resolve_pretrained_cfg needs a model name or file metadata with one")
+    cfg = get_pretrained_cfg(name)
+    updates: dict[str, Any] = {}
+    for key in ("mean", "std", "input_size"):
+        if isinstance(meta.get(key), list | tuple):
+            updates[key] = tuple(meta[key])
+    if isinstance(meta.get("crop_pct"), int | float):
+        updates["crop_pct"] = float(meta["crop_pct"])
+    if isinstance(meta.get("interpolation"), str):
+        updates["interpolation"] = meta["interpolation"]
+    if isinstance(meta.get("num_classes"), int):
+        updates["num_classes"] = meta["num_classes"]
+    return dataclasses.replace(cfg, **updates)
