@@ -208,3 +208,19 @@ def test_moskomule_cifar_se_resnet20() -> None:
     assert conv.arch.rd_channels == (1, 2, 4) and conv.model_kwargs["num_classes"] == 10
     canonical, _ = to_canonical(sd)
     _assert_loaded(conv.model, canonical)
+
+
+def test_converted_file_remembers_its_structure(tmp_path: Path) -> None:
+    """Caffe weights converted for se_resnet50 + Caffe overrides must not load into the stock (v1.5) se_resnet50."""
+    timm = pytest.importorskip("timm")
+    with torch.device("meta"):
+        sd = timm.create_model("legacy_seresnet50").state_dict()
+    sd = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in sd.items()}
+    conv = convert_checkpoint(sd, model_name="se_resnet50")
+    assert conv.model_kwargs["stride_in_1x1"] is True and conv.model_kwargs["stem_pool"] == "caffe"
+    path = tmp_path / "se50_caffe_weights.safetensors"
+    save_pretrained(conv.model, path, model_name=conv.model_name, model_kwargs=conv.model_kwargs)
+    with pytest.raises(SenetError, match=r"converted for create_model\('se_resnet50'.*stride_in_1x1=True"):
+        load_pretrained(_empty("se_resnet50"), path)
+    load_pretrained(_empty("se_resnet50", stem_pool="caffe", stride_in_1x1=True), path)
+    load_pretrained(_empty("se_resnet50_caffe"), path)

@@ -426,6 +426,53 @@ def _load_into(
     )
 
 
+def _structure_signature(model: nn.Module) -> list[tuple[Any, ...]]:
+    """What decides a model's function beyond tensor shapes: module types, conv/pool geometry, attention placement.
+
+    ECA kernel sizes are left out (:func:`bind_state_dict` adapts them), as are classifier sizes.
+    """
+    sig: list[tuple[Any, ...]] = []
+    for name, m in model.named_modules():
+        if name.split(".")[-1] in ("fc", "head_drop") or isinstance(m, nn.Conv1d):
+            continue
+        extra: tuple[Any, ...] = ()
+        if isinstance(m, nn.Conv2d):
+            extra = (m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            extra = (m.kernel_size, m.stride, m.padding, m.ceil_mode)
+        elif hasattr(m, "attn_position"):
+            extra = (m.attn_position,)
+        elif hasattr(m, "squeeze") and isinstance(m.squeeze, str):
+            extra = (m.squeeze,)
+        sig.append((name, type(m).__name__, *extra))
+    return sig
+
+
+def _check_recorded_structure(model: nn.Module, metadata: Mapping[str, Any], path: str) -> None:
+    """A converted file records the model (and overrides) it was verified against; refuse a model that computes
+    something else with the same tensor shapes (e.g. Caffe weights saved for ``se_resnet50`` with
+    ``stride_in_1x1=True`` loaded into the stock ``se_resnet50``)."""
+    name = metadata.get("model")
+    if not isinstance(name, str) or not _model_exists(name):
+        return
+    kwargs = dict(metadata.get("model_kwargs") or {})
+    kwargs.pop("num_classes", None)
+    try:
+        with torch.device("meta"):
+            recorded = _create(name, **kwargs)
+    except (TypeError, ValueError):
+        return
+    want, got = _structure_signature(recorded), _structure_signature(model)
+    if want == got:
+        return
+    diff = next((f"{w} vs {g}" for w, g in zip(want, got) if w != g), f"{len(want)} vs {len(got)} modules")
+    call = ", ".join([repr(name)] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    raise SenetError(
+        f"{path} was converted for create_model({call}); {model_name_of(model)} differs in structure "
+        f"(first difference: {diff}). Build the model with those arguments"
+    )
+
+
 def _resolve_source(path_or_url: str | os.PathLike[str], sha256: str | None) -> str:
     src = os.fspath(path_or_url)
     if is_url(src):
@@ -465,6 +512,7 @@ def load_pretrained(
     meta_layout = ckpt.metadata.get("layout") if isinstance(ckpt.metadata.get("layout"), str) else None
     if layout is None and meta_layout == "senet":
         canonical, det, arch = dict(ckpt.state_dict), None, None
+        _check_recorded_structure(model, ckpt.metadata, path)
     else:
         canonical, det = to_canonical(ckpt.state_dict, layout)
         arch = infer_arch(canonical) if det.layout != "senet" else None
