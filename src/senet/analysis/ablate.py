@@ -47,6 +47,8 @@ __all__ = [
     "write_tables",
     "TrainFn",
     "config_key",
+    "senet_train_fn",
+    "cell_cost",
 ]
 
 TrainFn = Callable[[dict[str, Any], Path], Mapping[str, Any]]
@@ -495,3 +497,42 @@ def _write_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The train function of ``senet ablate``: the same :func:`senet.train.train` that ``senet train`` calls.
+
+    ``config`` holds training-config keys (plus ``config_file``: a YAML recipe applied first). The run writes into
+    ``run_dir``; a run interrupted earlier (``last.pt`` present) is resumed rather than restarted.
+    """
+    from senet.train import load_config, train
+
+    overrides = {k: v for k, v in config.items() if k != "config_file"}
+    overrides["output"] = str(run_dir)
+    overrides["resume"] = (Path(run_dir) / "last.pt").is_file()
+    overrides.setdefault("progress", "none")
+    result = train(load_config(config.get("config_file"), overrides), print_fn=lambda *a: None)
+    if result.get("status", "done") != "done":
+        raise RuntimeError(f"training ended with status {result.get('status')!r}: {json.dumps(result)[:200]}")
+    return result
+
+
+def cell_cost(
+    model: str, model_kwargs: Mapping[str, Any], num_classes: int = 10, throughput_batch: int = 64, iters: int = 3
+) -> dict[str, Any]:
+    """Params, MACs (one image) and measured fp32 inference throughput (images/s) of one cell's model."""
+    import torch
+
+    from senet.bench.flops import count_macs, count_params
+    from senet.bench.speed import time_model
+    from senet.cli.bench import model_input_size
+    from senet.train.checkpoint import build_model
+
+    net = build_model(model, num_classes, dict(model_kwargs))
+    size = model_input_size(net, model)
+    speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters)
+    return {
+        "params": count_params(net),
+        "macs": count_macs(net, torch.randn(1, *size)).macs,
+        "throughput": speed.throughput,
+    }

@@ -34,7 +34,8 @@ def attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     module path.
     """
     if hasattr(model, "attention_modules"):
-        return [(str(n), m) for n, m in model.attention_modules()]
+        # Blocks replaced by identity (senet prune-attention) are no longer attention.
+        return [(str(n), m) for n, m in model.attention_modules() if not isinstance(m, nn.Identity)]
     found: list[tuple[str, nn.Module]] = []
     for name, m in model.named_modules():
         is_attn = callable(getattr(m, "excitation", None)) or callable(

@@ -1,0 +1,129 @@
+"""``senet ablate``: the paper's ablation grids (or your own) as resumable sweeps of ordinary training runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from senet.analysis.ablate import GRIDS
+
+    p = subparsers.add_parser(
+        "ablate",
+        help="run the paper's ablations (reduction, squeeze, gate, stages, position, ...) as a sweep",
+        description=(
+            "Train every cell of one or more grids once per seed with the same code as `senet train`, then write "
+            "OUT/<grid>.md/.csv (mean ± std top-1/top-5 error, params, MACs, measured throughput, and the paper's "
+            "ImageNet number beside ours) and OUT/<grid>.png. Finished runs are skipped when started again; a "
+            f"failing run puts its error in its row. Named grids: {', '.join(GRIDS)}; or a YAML file (see "
+            "configs/ablate/)."
+        ),
+    )
+    p.add_argument("--grid", required=True, metavar="NAME[,NAME]|FILE.yaml", help="grid name(s) or a YAML grid")
+    p.add_argument("--model", default=None, metavar="BASE", help="base model, e.g. resnet20 (default: resnet20)")
+    p.add_argument("--data", default=None, metavar="PATH", help="dataset (default: as senet train)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per cell, 0..N-1 (default: 3)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default: the config's)")
+    p.add_argument(
+        "--config", default=None, metavar="YAML", help="training recipe applied to every run (default: none)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any training-config override for every run, repeatable, e.g. --set train_subset=5000 (default: none)",
+    )
+    p.add_argument(
+        "--cells",
+        default=None,
+        metavar="LABEL,...",
+        help="run only these cells (a grid none of whose cells is listed runs them all) (default: every cell)",
+    )
+    p.add_argument("--out", default="ablations", metavar="DIR", help="sweep folder (default: ablations)")
+    p.add_argument("--jobs", type=int, default=1, metavar="K", help="runs in parallel processes (default: 1)")
+    p.add_argument("--devices", default=None, metavar="D,...", help="devices given round-robin, e.g. cuda:0,cuda:1")
+    p.add_argument("--no-cost", action="store_true", help="skip params/MACs/throughput columns (default: measure)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from senet.analysis.ablate import (
+        cell_cost,
+        load_grid,
+        named_grid,
+        run_sweep,
+        senet_train_fn,
+        summarize,
+        write_tables,
+    )
+    from senet.errors import SenetError
+    from senet.train.config import parse_value
+
+    if args.seeds < 1 or args.jobs < 1:
+        raise SenetError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    base: dict[str, Any] = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SenetError(f"--set takes KEY=VALUE, got {item!r}")
+        base[key.replace("-", "_")] = parse_value(value)
+    grids = []
+    if args.grid.endswith((".yaml", ".yml")):
+        grid, defaults = load_grid(args.grid)
+        base = {**defaults, **base}
+        grids.append(grid)
+    model = args.model or base.get("model") or "resnet20"
+    if not grids:
+        from senet.models import create_model, is_model
+
+        if not is_model(model):
+            raise SenetError(f"unknown model {model!r}; see `senet summary --list` or senet.models.list_models()")
+        from senet.analysis.recorder import parse_block_name
+
+        probe = create_model(model, attn_layer="se")
+        stages = sorted({p[0] for p in (parse_block_name(n) for n, _ in probe.attention_modules()) if p})
+        grids = [named_grid(g.strip(), stages) for g in args.grid.split(",") if g.strip()]
+    if args.cells:
+        wanted = {c.strip() for c in args.cells.split(",") if c.strip()}
+        known = {c.label for g in grids for c in g.cells}
+        if wanted - known:
+            raise SenetError(
+                f"--cells: unknown cell(s) {', '.join(sorted(wanted - known))}; known: {', '.join(known)}"
+            )
+        for g in grids:
+            g.cells = [c for c in g.cells if c.label in wanted] or g.cells
+    base["model"] = model
+    if args.config:
+        base["config_file"] = args.config
+    if args.epochs is not None:
+        base["epochs"] = args.epochs
+    if args.data:
+        base["data"] = args.data
+    # Fail on a bad key or value now, not in every cell.
+    from senet.train import load_config
+
+    load_config(args.config, {k: v for k, v in base.items() if k != "config_file"})
+    devices = [d.strip() for d in args.devices.split(",")] if args.devices else None
+    out = Path(args.out)
+    summary = {}
+    for grid in grids:
+        records = run_sweep(grid, senet_train_fn, out, base, seeds=args.seeds, jobs=args.jobs, devices=devices)
+        cost = {}
+        if not args.no_cost:
+            for cell in grid.cells:
+                try:
+                    mk = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
+                    cost[cell.label] = cell_cost(model, mk)
+                except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
+                    cost[cell.label] = {"error": str(exc)}
+        rows = summarize(grid, records, cost)
+        paths = write_tables(grid, rows, out)
+        print(paths["md"].read_text())
+        summary[grid.name] = {"rows": rows, "files": {k: str(v) for k, v in paths.items()}}
+    print(json.dumps({"out": str(out), "grids": summary}, default=str))
+    return 0

@@ -1,0 +1,118 @@
+"""``senet analyze``: record the excitations of a trained model over a dataset, save statistics and the figures."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "analyze",
+        help="excitation statistics and figures of a trained model (paper Sec. 7.2)",
+        description=(
+            "Run a checkpoint over a dataset with hooks on every attention gate, stream per-class mean/std of the "
+            "excitations into OUT/excitations.npz, and draw the paper's figures: class-wise mean excitation per "
+            "channel for chosen blocks, within-class mean ± std across depth, and class-specificity / saturation "
+            "(share of values < 0.1 or > 0.9) of every block."
+        ),
+    )
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by senet train")
+    p.add_argument(
+        "--data", default=None, metavar="PATH", help="dataset (folder or archive) (default: as senet train)"
+    )
+    p.add_argument("--blocks", default=None, metavar="A,B,...", help="blocks to plot (default: the paper's choice)")
+    p.add_argument("--classes", default=None, metavar="A,B,...", help="classes to draw (default: first four)")
+    p.add_argument("--max-images", type=int, default=None, metavar="N", help="use the first N images (default: all)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="batch size (default: 256)")
+    p.add_argument("--device", default="auto", metavar="DEV", help="cpu, cuda, auto (default: auto)")
+    p.add_argument("--out", default="analysis", metavar="DIR", help="output folder (default: analysis)")
+    return p
+
+
+def _pick_classes(spec: str | None, class_names: list[str]) -> list[int]:
+    from senet.errors import SenetError
+
+    if not spec:
+        return list(range(min(4, len(class_names))))
+    out = []
+    for c in (s.strip() for s in spec.split(",") if s.strip()):
+        if c in class_names:
+            out.append(class_names.index(c))
+        elif c.isdigit() and int(c) < len(class_names):
+            out.append(int(c))
+        else:
+            raise SenetError(f"--classes: unknown class {c!r}; this dataset has: {', '.join(class_names)}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from senet.analysis import Recorder, default_blocks, save_stats
+    from senet.analysis._runtime import eval_batches, load_model, pick_device
+    from senet.analysis.plots import plot_classwise, plot_depth_summary, plot_within_class
+    from senet.errors import SenetError
+
+    device = pick_device(args.device)
+    model, info = load_model(args.checkpoint, device)
+    batches, class_names = eval_batches(args.data, info, args.batch_size, args.max_images, device)
+    out = Path(args.out)
+    with Recorder(model, num_classes=len(class_names), class_names=class_names) as rec:
+        seen = rec.run(model, batches, device)
+    names = rec.names
+    chosen = [b.strip() for b in args.blocks.split(",")] if args.blocks else default_blocks(names)
+    unknown = [b for b in chosen if b not in names]
+    if unknown:
+        raise SenetError(f"--blocks: unknown block(s) {', '.join(unknown)}; this model has: {', '.join(names)}")
+    stats = rec.stats
+    npz = save_stats(stats, out / "excitations.npz")
+    classes = _pick_classes(args.classes, class_names)
+    s = {b: stats.blocks[b] for b in chosen}
+    figs = [
+        plot_classwise(
+            {b: v.mean for b, v in s.items()},
+            {b: v.count for b, v in s.items()},
+            out / "classwise.png",
+            classes=classes,
+            class_names=class_names,
+        ),
+        plot_within_class(
+            {b: v.mean for b, v in s.items()},
+            {b: v.std() for b, v in s.items()},
+            out / "within_class.png",
+            class_index=classes[0],
+            class_name=class_names[classes[0]],
+        ),
+    ]
+    summary = stats.summary()
+    figs.append(
+        plot_depth_summary(
+            [r["block"] for r in summary],
+            [r["specificity"] for r in summary],
+            [r["saturation"] for r in summary],
+            out / "depth_summary.png",
+        )
+    )
+    from senet.utils.table import print_table
+
+    print_table(
+        ["block", "C", "class-specificity", "saturation (<0.1 | >0.9)"],
+        [
+            [
+                r["block"],
+                r["channels"],
+                f"{r['specificity']:.3f}",
+                f"{r['saturation']:.3f} ({r['saturation_low']:.3f} | {r['saturation_high']:.3f})",
+            ]
+            for r in summary
+        ],
+        title=f"excitations of {info.get('model', 'model')} over {seen} images (evaluation split)",
+    )
+    print(
+        json.dumps(
+            {"images": seen, "npz": str(npz), "figures": [str(f) for f in figs], "plotted": chosen, "blocks": summary}
+        )
+    )
+    return 0

@@ -1,0 +1,46 @@
+"""``senet ablate`` end to end with the real trainer on a tiny folder: two cells, resume, tables, cost columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _research_fixtures import tiny_folder
+
+from senet.cli import main
+
+
+@pytest.mark.slow  # four short real training runs (~30-60 s on a busy 2-core machine)
+def test_ablate_cli_yaml_grid(tmp_path, capsys) -> None:
+    data = tiny_folder(tmp_path / "data")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(
+        "name: tiny\nswept: attention\ntrain: {batch_size: 4, eval_batch_size: 8, threads: 1, progress: none}\n"
+        "cells:\n"
+        "  - {label: none, model_kwargs: {attn_layer: null}}\n"
+        "  - {label: SE, model_kwargs: {attn_layer: se}, paper: [23.29, 6.62]}\n"
+    )
+    args = ["ablate", "--grid", str(grid), "--model", "resnet20", "--data", str(data), "--seeds", "2", "--epochs", "1"]
+    args += ["--out", str(tmp_path / "out"), "--set", f"cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = res["grids"]["tiny"]["rows"]
+    assert [(r["cell"], r["seeds_ok"]) for r in rows] == [("none", 2), ("SE", 2)]
+    assert rows[1]["params"] > rows[0]["params"] and rows[1]["throughput"] > 0
+    assert rows[1]["paper_top1_err"] == 23.29 and 0 <= rows[0]["top1_err_mean"] <= 100
+    md = (tmp_path / "out" / "tiny.md").read_text()
+    assert "| SE | 2/2 |" in md and "23.29 / 6.62" in md
+    # Started again: every run is finished, so nothing trains.
+    assert main([*args, "--no-cost"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[skip]") == 4 and "[run]" not in out
+
+
+def test_ablate_cli_errors(tmp_path, capsys) -> None:
+    assert main(["ablate", "--grid", "nope", "--seeds", "1"]) == 2
+    assert "unknown grid 'nope'" in capsys.readouterr().err
+    assert main(["ablate", "--grid", "gate", "--model", "no_such_net"]) == 2
+    assert main(["ablate", "--grid", "gate", "--set", "epochs"]) == 2
+    assert main(["ablate", "--grid", "gate", "--set", "not_a_key=1"]) == 2
+    assert main(["ablate", "--grid", "gate", "--cells", "warp"]) == 2
+    assert main(["ablate", "--grid", str(tmp_path / "missing.yaml")]) == 2
