@@ -127,3 +127,13 @@ def test_yaml_grid(tmp_path) -> None:
         load_grid(f)
     with pytest.raises(SenetError, match="cannot read"):
         load_grid(tmp_path / "missing.yaml")
+
+
+def test_shipped_grids_load() -> None:
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs" / "ablate").glob("*.yaml"))
+    assert files
+    for f in files:
+        grid, defaults = load_grid(f)
+        assert grid.cells and isinstance(defaults, dict)

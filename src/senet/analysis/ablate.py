@@ -524,8 +524,7 @@ def cell_cost(
     import torch
 
     from senet.bench.flops import count_macs, count_params
-    from senet.bench.speed import time_model
-    from senet.cli.bench import model_input_size
+    from senet.bench.speed import model_input_size, time_model
     from senet.train.checkpoint import build_model
 
     net = build_model(model, num_classes, dict(model_kwargs))

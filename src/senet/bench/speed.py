@@ -19,7 +19,7 @@ from torch import nn
 
 from .flops import count_macs, count_params
 
-__all__ = ["SpeedResult", "time_model", "bench_models", "twin_name", "ATTN_PREFIXES"]
+__all__ = ["SpeedResult", "time_model", "bench_models", "twin_name", "model_input_size", "ATTN_PREFIXES"]
 
 #: Name prefixes that mark an attention variant of a baseline model (``se_resnet50`` -> ``resnet50``).
 ATTN_PREFIXES = ("se_", "eca_", "cbam_", "scse_", "ese_", "nosqueeze_", "se", "eca", "cbam")
@@ -54,6 +54,22 @@ def twin_name(name: str, known: Iterable[str]) -> str | None:
         if name.startswith(prefix) and name[len(prefix) :] in known and name[len(prefix) :] != name:
             return name[len(prefix) :]
     return None
+
+
+def model_input_size(model: nn.Module, name: str, override: int | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` the model expects: ``override``, else its pretrained/default cfg, else 32 for CIFAR nets, 224."""
+    if override:
+        return (3, override, override)
+    for attr in ("pretrained_cfg", "default_cfg", "cfg"):
+        cfg = getattr(model, attr, None)
+        size = cfg.get("input_size") if isinstance(cfg, dict) else getattr(cfg, "input_size", None)
+        if size:
+            return tuple(int(s) for s in size)  # type: ignore[return-value]
+    size = getattr(model, "input_size", None)
+    if size:
+        return tuple(int(s) for s in size) if not isinstance(size, int) else (3, size, size)  # type: ignore[return-value]
+    cifar = getattr(model, "num_classes", None) in (10, 100) or "cifar" in name
+    return (3, 32, 32) if cifar else (3, 224, 224)
 
 
 def _sync(device: torch.device) -> None:

@@ -37,22 +37,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def model_input_size(model: Any, name: str, override: int | None = None) -> tuple[int, int, int]:
-    """``(C, H, W)`` the model expects: ``override``, else its pretrained/default cfg, else 32 for CIFAR nets, 224."""
-    if override:
-        return (3, override, override)
-    for attr in ("pretrained_cfg", "default_cfg", "cfg"):
-        cfg = getattr(model, attr, None)
-        size = cfg.get("input_size") if isinstance(cfg, dict) else getattr(cfg, "input_size", None)
-        if size:
-            return tuple(int(s) for s in size)  # type: ignore[return-value]
-    size = getattr(model, "input_size", None)
-    if size:
-        return tuple(int(s) for s in size) if not isinstance(size, int) else (3, size, size)  # type: ignore[return-value]
-    cifar = getattr(model, "num_classes", None) in (10, 100) or "cifar" in name
-    return (3, 32, 32) if cifar else (3, 224, 224)
-
-
 def run(args: argparse.Namespace) -> int:
     import json
     import os
@@ -60,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from senet.bench.speed import bench_models, twin_name
+    from senet.bench.speed import bench_models, model_input_size, twin_name
     from senet.errors import SenetError
     from senet.models import create_model, list_models
     from senet.utils.table import markdown_table, print_table
