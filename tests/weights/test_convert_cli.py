@@ -60,3 +60,32 @@ def test_convert_errors_are_one_line(timm_seresnet18, tmp_path: Path, capsys: py
     out.write_bytes(b"")
     assert main(["convert", str(src), str(out)]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_convert_senet_training_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A `senet train` checkpoint names its model, classes and preprocessing: convert carries them over."""
+    from senet.models import create_model
+
+    model = randomize_(create_model("se_resnet20", num_classes=3, attn_kwargs={"rd_min": 2}))
+    ckpt = {
+        "format": "senet.train/1",
+        "model": model.state_dict(),
+        "ema": None,
+        "config": {"model": "se_resnet20", "model_kwargs": {"attn_kwargs": {"rd_min": 2}}},
+        "classes": ["a", "b", "c"],
+        "preprocess": {"kind": "tensor", "img_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "optimizer": {"state": {}, "param_groups": []},
+        "rng": {"python": (3, tuple(range(5)), None), "torch": torch.get_rng_state()},
+    }
+    src = tmp_path / "last.pt"
+    torch.save(ckpt, src)
+    out = tmp_path / "run.safetensors"
+    assert main(["convert", str(src), str(out)]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["model"] == "se_resnet20" and info["model_kwargs"]["attn_kwargs"] == {"rd_min": 2}
+    meta = read_checkpoint(out).metadata
+    assert meta["class_names"] == ["a", "b", "c"] and meta["input_size"] == [3, 32, 32]
+    assert meta["mean"] == [0.5, 0.5, 0.5] and meta["std"] == [0.25, 0.25, 0.25]
+    again = create_model("se_resnet20", num_classes=3, pretrained=str(out), **meta["model_kwargs"])
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k

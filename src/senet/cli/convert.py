@@ -60,9 +60,14 @@ def run(args: argparse.Namespace) -> int:
             f"--class-names {args.class_names} lists {len(class_names)} names but the head has "
             f"{conv.arch.num_classes} classes"
         )
-    extra = {}
-    if conv.checkpoint.metadata.get("arch_hint"):
-        extra["source_arch"] = str(conv.checkpoint.metadata["arch_hint"])
+    src_meta = conv.checkpoint.metadata
+    extra: dict[str, Any] = {}
+    if src_meta.get("arch_hint"):
+        extra["source_arch"] = str(src_meta["arch_hint"])
+    # Preprocessing a senet training run (or a converted file) recorded wins over the registry defaults.
+    extra.update({k: src_meta[k] for k in ("mean", "std", "input_size", "crop_pct", "interpolation") if k in src_meta})
+    if class_names is None and isinstance(src_meta.get("class_names"), list):
+        class_names = src_meta["class_names"]
     save_pretrained(
         conv.model,
         args.output,

@@ -566,7 +566,12 @@ def convert_checkpoint(
         ckpt = read_checkpoint(path)
     canonical, det = to_canonical(ckpt.state_dict, layout)
     arch = infer_arch(canonical)
-    if model_kwargs:
+    recorded = ckpt.metadata.get("model")
+    if model_name is None and model_kwargs is None and isinstance(recorded, str) and _model_exists(recorded):
+        # A senet training checkpoint or converted file names its model and overrides: use them as given.
+        model_name = recorded
+        model_kwargs = dict(ckpt.metadata.get("model_kwargs") or {})
+    if model_kwargs is not None:
         name = model_name or _candidate_names(arch, det.layout)[0][0]
         kwargs = dict(model_kwargs)
         kwargs.setdefault("num_classes", arch.num_classes or 1000)

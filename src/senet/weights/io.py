@@ -230,12 +230,35 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     sd, wrapper, extras = unwrap_state_dict(obj, path)
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping):
-        # Hints some releases store beside the weights (ECA-Net: "arch"; senet training: "model").
+        # Hints some releases store beside the weights (ECA-Net: "arch").
         for key in ("arch", "model_name", "model", "name"):
             if isinstance(obj.get(key), str):
                 meta["arch_hint"] = obj[key]
                 break
+        meta.update(_senet_train_metadata(obj))
     return Checkpoint(sd, meta, path, wrapper, extras)
+
+
+def _senet_train_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Model, class names and preprocessing recorded by ``senet train`` (format tag ``senet.train/1``)."""
+    if not str(obj.get("format", "")).startswith("senet.train/"):
+        return {}
+    cfg = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
+    pre = obj.get("preprocess") if isinstance(obj.get("preprocess"), Mapping) else {}
+    meta: dict[str, Any] = {}
+    if isinstance(cfg.get("model"), str):
+        meta["model"] = cfg["model"]
+        meta["model_kwargs"] = dict(cfg.get("model_kwargs") or {})
+    names = obj.get("class_names") or obj.get("classes")
+    if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+        meta["class_names"] = list(names)
+        meta["num_classes"] = len(names)
+    for key in ("mean", "std", "crop_pct"):
+        if pre.get(key) is not None:
+            meta[key] = list(pre[key]) if isinstance(pre[key], list | tuple) else pre[key]
+    if isinstance(pre.get("img_size"), int):
+        meta["input_size"] = [3, pre["img_size"], pre["img_size"]]
+    return meta
 
 
 def save_safetensors(
