@@ -6,6 +6,23 @@
 >>> logits = OnnxPredictor("model.onnx")(images)                # (N, num_classes) numpy array
 """
 
+from .load import load_model
+from .onnx import COMMON_ONNX_OPS, ExportResult, GlobalMean, OnnxPredictor, export_onnx, onnx_ops
 from .optimize import attn_tail, fold_bn, fold_conv_bn, fuse_attn_tails, optimize_for_inference
+from .program import export_program
 
-__all__ = ["attn_tail", "fold_bn", "fold_conv_bn", "fuse_attn_tails", "optimize_for_inference"]
+__all__ = [
+    "COMMON_ONNX_OPS",
+    "ExportResult",
+    "GlobalMean",
+    "OnnxPredictor",
+    "attn_tail",
+    "export_onnx",
+    "export_program",
+    "fold_bn",
+    "fold_conv_bn",
+    "fuse_attn_tails",
+    "load_model",
+    "onnx_ops",
+    "optimize_for_inference",
+]

@@ -1,0 +1,181 @@
+"""ResNet-50 family inference latency side by side in one run: senet (eager / optimized / compiled), timm, onnxruntime.
+
+For each (dtype, batch) every entry is timed once per repeat, in rotating order, and the median over repeats is
+reported, so load from other processes on a shared machine hits all entries alike. Ratios are against senet
+``resnet50`` in the same variant and against timm ``seresnet50``.
+
+Variants of the senet models:
+    eager     the model as built (eval mode)
+    opt       senet.export.optimize_for_inference: conv-BN folded, relu(x * s + shortcut) fused
+    compiled  torch.compile(opt model) (Inductor, default mode)
+
+    python benchmarks/bench_resnet50.py                                   # batch 1 and 32, fp32 and bf16
+    python benchmarks/bench_resnet50.py --batches 1 --dtypes fp32 --repeats 40 --variants eager,opt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from senet import __version__
+from senet.utils.table import markdown_table
+
+SENET_MODELS = ("resnet50", "se_resnet50", "se_resnet50_caffe", "eca_resnet50", "cbam_resnet50")
+TIMM_MODELS = ("resnet50", "seresnet50")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _csv(s: str) -> list[str]:
+    return [v for v in s.split(",") if v]
+
+
+def build_entries(args: argparse.Namespace, dtype: torch.dtype, batch: int) -> dict[str, Callable[[], object]]:
+    """name -> a zero-argument callable running one inference batch."""
+    import timm
+
+    from senet.export import optimize_for_inference
+    from senet.models import create_model
+
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, args.size, args.size).to(dtype).contiguous(memory_format=fmt)
+    entries: dict[str, Callable[[], object]] = {}
+
+    def add(name: str, model: torch.nn.Module) -> None:
+        model = model.eval().to(dtype).to(memory_format=fmt)
+
+        def run(m: torch.nn.Module = model) -> object:
+            with torch.inference_mode():
+                return m(x)
+
+        entries[name] = run
+
+    for name in _csv(args.models):
+        base = create_model(name).eval()
+        if "eager" in args.variants:
+            add(f"senet {name} eager", base)
+        if "opt" in args.variants or "compiled" in args.variants:
+            opt = optimize_for_inference(base)
+            if "opt" in args.variants:
+                add(f"senet {name} opt", opt)
+            if "compiled" in args.variants and name in _csv(args.compile_models):
+                add(f"senet {name} compiled", torch.compile(opt.to(dtype).to(memory_format=fmt)))
+    for name in _csv(args.timm):
+        add(f"timm {name} eager", timm.create_model(name, pretrained=False))
+    if args.onnx and dtype == torch.float32:
+        import onnxruntime as ort
+
+        from senet.export import export_onnx
+
+        for name in _csv(args.onnx):
+            path = os.path.join(args.tmpdir, f"{name}.onnx")
+            if not os.path.exists(path):
+                export_onnx(create_model(name), path, (3, args.size, args.size), fold_bn=True)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = args.threads
+            sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+            xn = x.float().contiguous().numpy()
+
+            def run_ort(s: ort.InferenceSession = sess, xn=xn) -> object:
+                return s.run(None, {"input": xn})
+
+            entries[f"onnxruntime {name}"] = run_ort
+    return entries
+
+
+def measure(entries: dict[str, Callable[[], object]], repeats: int, warmup: int, inner: int) -> dict[str, float]:
+    """Median seconds per call, entries alternated within each repeat (rotating start)."""
+    names = list(entries)
+    for name in names:
+        for _ in range(warmup):
+            entries[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                entries[name]()
+            times[name].append((time.perf_counter() - t0) / inner)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(SENET_MODELS), help="senet models (comma-separated)")
+    ap.add_argument("--variants", default="eager,opt,compiled", help="eager, opt, compiled")
+    ap.add_argument("--compile-models", default="resnet50,se_resnet50", help="senet models also run compiled")
+    ap.add_argument("--timm", default=",".join(TIMM_MODELS), help="timm models (comma-separated, may be empty)")
+    ap.add_argument("--onnx", default="resnet50,se_resnet50", help="senet models run in onnxruntime (fp32 only)")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--inner", type=int, default=0, help="calls per timing (default: 3 at batch 1, else 1)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--json", default="", help="also write the results to this JSON file")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    args.variants = _csv(args.variants)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        args.tmpdir = tmpdir
+        for dname in _csv(args.dtypes):
+            for batch in (int(b) for b in _csv(args.batches)):
+                entries = build_entries(args, DTYPES[dname], batch)
+                med = measure(entries, args.repeats, args.warmup, args.inner or (3 if batch == 1 else 1))
+                rows = []
+                for name, sec in med.items():
+                    variant = name.rsplit(" ", 1)[-1] if name.startswith("senet") else ""
+                    plain = med.get(f"senet resnet50 {variant}")
+                    timm_se = med.get("timm seresnet50 eager")
+                    row = {
+                        "dtype": dname,
+                        "batch": batch,
+                        "model": name,
+                        "ms": sec * 1e3,
+                        "img_s": batch / sec,
+                        "vs_resnet50": sec / plain if plain else None,
+                        "vs_timm_seresnet50": sec / timm_se if timm_se else None,
+                    }
+                    results.append(row)
+                    rows.append(
+                        [
+                            name,
+                            f"{row['ms']:.1f}",
+                            f"{row['img_s']:.1f}",
+                            f"{row['vs_resnet50']:.3f}" if row["vs_resnet50"] else "",
+                            f"{row['vs_timm_seresnet50']:.3f}" if row["vs_timm_seresnet50"] else "",
+                        ]
+                    )
+                print(f"\n### {dname}, batch {batch}\n", flush=True)
+                print(
+                    markdown_table(
+                        ["model", "ms/batch", "img/s", "/ senet resnet50 (same variant)", "/ timm se"], rows
+                    ),
+                    flush=True,
+                )
+    import timm
+
+    print(
+        f"\nsenet {__version__}, torch {torch.__version__}, timm {timm.__version__}, threads {args.threads}, "
+        f"{'channels_last' if args.channels_last else 'contiguous'}, {args.size}x{args.size}, "
+        f"median of {args.repeats} rotating repeats"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
