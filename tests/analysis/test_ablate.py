@@ -58,6 +58,9 @@ def test_sweep_resumes_and_records_failures(tmp_path, monkeypatch) -> None:
     assert r2["paper_top1_err"] == 22.29
     assert boom["seeds_ok"] == 0 and boom["top1_err_mean"] is None and "cell exploded" in boom["error"]
 
+    # A report-only pass trains nothing and sees only the finished runs.
+    assert len(run_sweep(grid, fake_train, tmp_path, base, seeds=2, log=None, train=False)) == 4
+
     # Second start: finished runs are skipped, the failed cell is retried (and now succeeds).
     monkeypatch.setenv("FAKE_TRAIN_FIXED", "1")
     recs2 = run_sweep(grid, fake_train, tmp_path, base, seeds=2, log=None)

@@ -301,12 +301,14 @@ def run_sweep(
     jobs: int = 1,
     devices: Sequence[str] | None = None,
     log: Callable[[str], None] | None = print,
+    train: bool = True,
 ) -> list[dict[str, Any]]:
     """Train every (cell, seed) not finished yet; returns one record per run (``cell``, ``seed``, ``status``, ...).
 
     ``base_config`` is the training config shared by every run; each run gets ``seed``, ``model_kwargs`` (merged
     with the cell's) and the cell's ``train`` overrides, plus ``device`` round-robin from ``devices`` if given.
     ``jobs > 1`` runs cells in that many worker processes (``spawn``: ``train_fn`` must be importable).
+    ``train=False`` only collects the runs finished so far (a report of a sweep still in progress).
     """
     out = Path(out_dir)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -339,6 +341,8 @@ def run_sweep(
             what = rec["error"] if rec["status"] != "ok" else json.dumps(rec["metrics"], default=str)[:200]
             log(f"[{rec['status']}] {cell.label} seed {seed}: {what}")
 
+    if not train:
+        todo = []
     if jobs <= 1 or len(todo) <= 1:
         for cell, seed, config, run_dir in todo:
             if log:
@@ -391,10 +395,12 @@ def summarize(
     grid: Grid,
     records: Sequence[Mapping[str, Any]],
     cost: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per cell: seeds ok/total, mean ± std top-1/top-5 error (%), cost columns, paper numbers, errors.
 
-    ``cost[label]`` may hold ``params``, ``macs`` and ``throughput`` (images/s) for that cell's model.
+    ``cost[label]`` may hold ``params``, ``macs`` and ``throughput`` (images/s) for that cell's model. ``seeds`` is
+    the number of seeds asked for (default: the runs recorded), so unfinished runs show as missing.
     """
     cost = cost or {}
     rows = []
@@ -409,7 +415,7 @@ def summarize(
             {
                 "cell": cell.label,
                 "seeds_ok": len(ok),
-                "seeds": len(recs),
+                "seeds": seeds if seeds is not None else len(recs),
                 "top1_err_mean": t1[0],
                 "top1_err_std": t1[1],
                 "top5_err_mean": t5[0],

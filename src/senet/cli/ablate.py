@@ -44,6 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="ablations", metavar="DIR", help="sweep folder (default: ablations)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="runs in parallel processes (default: 1)")
     p.add_argument("--devices", default=None, metavar="D,...", help="devices given round-robin, e.g. cuda:0,cuda:1")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the tables from the runs finished so far (default: train what is missing)",
+    )
     p.add_argument("--no-cost", action="store_true", help="skip params/MACs/throughput columns (default: measure)")
     return p
 
@@ -112,7 +117,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary = {}
     for grid in grids:
-        records = run_sweep(grid, senet_train_fn, out, base, seeds=args.seeds, jobs=args.jobs, devices=devices)
+        records = run_sweep(
+            grid,
+            senet_train_fn,
+            out,
+            base,
+            seeds=args.seeds,
+            jobs=args.jobs,
+            devices=devices,
+            train=not args.report_only,
+        )
         cost = {}
         if not args.no_cost:
             for cell in grid.cells:
@@ -121,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     cost[cell.label] = cell_cost(model, mk)
                 except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
                     cost[cell.label] = {"error": str(exc)}
-        rows = summarize(grid, records, cost)
+        rows = summarize(grid, records, cost, seeds=args.seeds)
         paths = write_tables(grid, rows, out)
         print(paths["md"].read_text())
         summary[grid.name] = {"rows": rows, "files": {k: str(v) for k, v in paths.items()}}
