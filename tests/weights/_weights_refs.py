@@ -63,6 +63,10 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
         last = name.rsplit(".", 1)[-1]
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and (last in ("bn3",) or name.endswith("downsample.1")):
             m.weight.mul_(0.2)
+    for m in model.modules():
+        own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
+        if own and not isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Conv1d, nn.Conv2d, nn.Linear)):
+            raise AssertionError(f"randomize_ does not know {type(m).__name__}: its tensors would stay uninitialised")
     return model
 
 

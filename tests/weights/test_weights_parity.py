@@ -40,7 +40,11 @@ def _cadene(name: str):
 
 
 def _check(build, expect_model: str, expect_layout: str, sizes: tuple[int, ...], batch: int = 1) -> None:
-    ref = randomize_(build()).eval()
+    # Built on the meta device and materialised uninitialised: randomize_ overwrites every tensor anyway, and the
+    # references' own init costs seconds per model (SENet-154: 115M parameters).
+    with torch.device("meta"):
+        ref = build()
+    ref = randomize_(ref.to_empty(device="cpu")).eval()
     conv = convert_checkpoint(ref.state_dict())
     assert conv.detection.layout == expect_layout, conv.detection
     assert conv.model_name == expect_model, (conv.model_name, conv.arch.describe())
