@@ -84,7 +84,8 @@ def create_model(
             CIFAR nets); 0 builds the model without a classifier (``forward`` returns pooled features).
         pretrained: weights to load (a file or URL understood by :func:`senet.weights.load_pretrained`).
         **overrides: constructor arguments of the model (``attn_layer``, ``attn_position``, ``drop_rate``, ...).
-            ``None`` values are dropped, so unset CLI flags never override a model default.
+            ``None`` values are dropped, so unset CLI flags never override a model default (to remove a model's
+            attention pass ``attn_layer="none"``, not ``None``).
 
     Raises:
         SenetError: unknown model name or an option the model does not take.
