@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused import gate_mul
+from .fused import gate_mul, spatial_mean
 from .helpers import (
     LayerType,
     batchnorm_nd,
@@ -70,7 +70,7 @@ class ChannelAttn(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        return self.gate(self.mlp(global_pool(x, "avg")) + self.mlp(global_pool(x, "max")))
+        return self.gate(self.mlp(spatial_mean(x)) + self.mlp(global_pool(x, "max")))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return gate_mul(x, expand_gate(self.excitation(x), x))

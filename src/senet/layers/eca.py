@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from .fused import squeeze_excite
-from .helpers import LayerType, check_channels, check_odd_kernel, create_act, global_pool
+from .fused import spatial_mean, squeeze_excite
+from .helpers import LayerType, check_channels, check_odd_kernel, create_act
 
 __all__ = ["EfficientChannelAttn", "eca_kernel_size"]
 
@@ -64,7 +64,7 @@ class EfficientChannelAttn(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        return self._excite(global_pool(x, "avg"))
+        return self._excite(spatial_mean(x))
 
     def _excite(self, z: torch.Tensor) -> torch.Tensor:
         return self.gate(self.conv(z.unsqueeze(1)).squeeze(1))

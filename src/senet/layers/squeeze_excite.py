@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused import gate_mul, squeeze_excite
+from .fused import gate_mul, spatial_mean, squeeze_excite
 from .helpers import (
     SQUEEZES,
     LayerType,
@@ -83,7 +83,8 @@ class SqueezeExcite(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate ``s`` of shape ``(N, C)`` (eq. 3)."""
-        return self._excite(global_pool(x, self.squeeze))
+        z = spatial_mean(x) if self.squeeze == "avg" else global_pool(x, self.squeeze)
+        return self._excite(z)
 
     def _excite(self, z: torch.Tensor) -> torch.Tensor:
         return self.gate(self.fc2(self.act(self.fc1(z))))
@@ -163,7 +164,7 @@ class EffectiveSE(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        z = global_pool(x, "avg")
+        z = spatial_mean(x)
         if self.add_maxpool:
             z = z + global_pool(x, "max")
         return self._excite(z)
