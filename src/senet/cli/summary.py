@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     overrides = {}
     if args.attn_layer is not None:
-        overrides["attn_layer"] = None if args.attn_layer.lower() == "none" else args.attn_layer
+        overrides["attn_layer"] = args.attn_layer  # "none" removes attention (None would mean "unset")
     model = create_model(args.model, num_classes=args.num_classes, **overrides)
     input_size = tuple(args.input_size or getattr(model, "default_input_size", (3, 224, 224)))
     s = summary(model, input_size, depth=None if args.all else args.depth)
