@@ -231,7 +231,7 @@ LAYOUTS: dict[str, Layout] = {
             "senet",
             "senet's own names (a converted file or a senet training checkpoint)",
             "senet",
-            (r"^layer1\.0\.attn\.",),
+            (r"^layer\d+\.\d+\.attn\.",),
             (),
             _identity,
             priority=10,
@@ -250,7 +250,7 @@ LAYOUTS: dict[str, Layout] = {
             "timm",
             "timm ResNet family with attention (seresnet*, seresnext*, resnet + attn_layer eca/cbam)",
             "github.com/huggingface/pytorch-image-models timm/models/resnet.py",
-            (r"^layer1\.0\.se\.(fc1|conv|channel)\.",),
+            (r"^layer\d+\.\d+\.se\.(fc1|conv|channel)\.",),
             (r"\.se\.fc\.0\.",),
             _timm_to_canonical,
             priority=8,
@@ -259,7 +259,7 @@ LAYOUTS: dict[str, Layout] = {
             "eca_release",
             "the ECA-Net release (eca_resnet*_k3557 .pth.tar, DataParallel prefix, optimizer alongside)",
             "github.com/BangguWu/ECANet models/eca_resnet.py",
-            (r"^layer1\.0\.eca\.conv\.weight$",),
+            (r"^layer\d+\.\d+\.eca\.conv\.weight$",),
             (),
             _eca_release_to_canonical,
             priority=8,
@@ -286,7 +286,7 @@ LAYOUTS: dict[str, Layout] = {
             "moskomule",
             "moskomule/senet.pytorch (torchvision ResNet + Linear SE without bias)",
             "github.com/moskomule/senet.pytorch senet/se_resnet.py",
-            (r"^layer1\.0\.se\.fc\.0\.weight$",),
+            (r"^layer\d+\.\d+\.se\.fc\.0\.weight$",),
             (),
             _moskomule_to_canonical,
             priority=8,
@@ -406,24 +406,29 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
     groups = conv1.shape[0] // conv2.shape[1] if bottleneck else 1
     width = conv2.shape[0]  # the 3x3's output (SENet-154 halves its input, not its output)
     attn = None
-    if "layer1.0.attn.fc1.weight" in sd:
-        attn = "se"
-    elif "layer1.0.attn.conv.weight" in sd:
-        attn = "eca"
-    elif "layer1.0.attn.channel.fc1.weight" in sd:
-        attn = "cbam"
+    for kind, suffix in (
+        ("cbam", ".attn.channel.fc1.weight"),
+        ("se", ".attn.fc1.weight"),
+        ("eca", ".attn.conv.weight"),
+    ):
+        if any(k.endswith(suffix) for k in sd):
+            attn = kind
+            break
     first = [f"layer{s}.0." for s in sorted(stages)]
     chans: list[int] = []
     rd: list[int] = []
     bias = None
     kernels: list[int] = []
+    # Per stage, from its first block; 0 where a stage has no attention (attn_stages ablations).
     if attn in ("se", "cbam"):
         fc = "attn.fc1" if attn == "se" else "attn.channel.fc1"
-        chans = [int(sd[p + fc + ".weight"].shape[1]) for p in first]
-        rd = [int(sd[p + fc + ".weight"].shape[0]) for p in first]
-        bias = (first[0] + fc + ".bias") in sd
+        ws = [sd.get(p + fc + ".weight") for p in first]
+        chans = [int(w.shape[1]) if w is not None else 0 for w in ws]
+        rd = [int(w.shape[0]) if w is not None else 0 for w in ws]
+        bias = any(k.endswith("." + fc + ".bias") for k in sd)
     elif attn == "eca":
-        kernels = [int(sd[p + "attn.conv.weight"].shape[-1]) for p in first]
+        ws = [sd.get(p + "attn.conv.weight") for p in first]
+        kernels = [int(w.shape[-1]) if w is not None else 0 for w in ws]
     ds = [sd[p + "downsample.0.weight"] for p in first if p + "downsample.0.weight" in sd]
     ds_kernel = int(ds[-1].shape[-1]) if ds else 1
     fc_w = sd.get("fc.weight")
