@@ -128,3 +128,12 @@ def test_fetch_url_checks_sha256_without_network(tmp_path: Path, monkeypatch: py
     n = len(calls)
     assert fetch_url(url, sha256=digest[:10], cache_dir=cache) == got  # cached: no second download
     assert len(calls) == n
+
+
+def test_legacy_non_zip_checkpoint_loads(tmp_path: Path) -> None:
+    """The Caffe-era releases (Cadene, 2017) were saved before torch's zip format."""
+    path = tmp_path / "se_resnet50-legacy.pth"
+    sd = {"layer0.conv1.weight": torch.randn(4, 3, 7, 7)}
+    torch.save(sd, path, _use_new_zipfile_serialization=False)
+    ckpt = read_checkpoint(path)
+    assert torch.equal(ckpt.state_dict["layer0.conv1.weight"], sd["layer0.conv1.weight"])
