@@ -405,7 +405,7 @@ def _train(
                 _advance(bar, seen * info.world_size / max(1e-9, time.time() - t0), float(loss.detach()))
                 if logger.mode == "lines" and step % cfg.log_interval == 0 and info.is_main:
                     say(
-                        f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {float(loss):.4f} "
+                        f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {float(loss.detach()):.4f} "
                         f"{seen * info.world_size / max(1e-9, time.time() - t0):.0f} img/s"
                     )
                 want_stop = flags[1] > 0 or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
