@@ -89,3 +89,15 @@ def test_cli_summary_user_errors(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "se_resnet20" in err and "Traceback" not in err
     assert main(["summary", "zzz*"]) == 2
+
+
+def test_cli_costs_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "*wrn16_8", "--costs"]) == 0
+    out = capsys.readouterr().out
+    costs = json.loads(out.strip().splitlines()[-1])["costs"]
+    assert [c["model"] for c in costs] == ["se_wrn16_8", "wrn16_8"]
+    for c in costs:
+        model = create_model(c["model"])
+        assert c["params"] == count_params(model)
+        assert c["macs"] == count_macs(model, torch.randn(1, 3, 32, 32)).macs
+    assert "| wrn16_8 | 32x32 | 10.961 |" in out

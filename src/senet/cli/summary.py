@@ -31,6 +31,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--all", action="store_true", help="list every module down to the leaves (overrides --depth)")
     p.add_argument(
+        "--costs",
+        action="store_true",
+        help="with a glob MODEL: a table of params / MACs of every matching model (counted on the meta device)",
+    )
+    p.add_argument(
         "--num-classes", type=int, default=None, metavar="N", help="classifier outputs (default: the model's)"
     )
     p.add_argument(
@@ -54,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         names = list_models(args.model)
         if not names:
             raise SenetError(f"no model matches {args.model!r}; see `senet summary '*'`")
+        if args.costs:
+            return _costs(names, args)
         print("\n".join(names))
         print(json.dumps({"models": names}))
         return 0
@@ -92,4 +99,46 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("attention: none")
     print(json.dumps({"model": args.model, **s.as_dict()}))
+    return 0
+
+
+def _costs(names: list[str], args: argparse.Namespace) -> int:
+    """Params and MACs of many models, built on the meta device (shapes only: seconds even for SENet-154)."""
+    import json
+
+    import torch
+
+    from senet.bench.flops import count_macs, count_params
+    from senet.models import create_model
+    from senet.utils.table import print_table
+
+    rows, results = [], []
+    for name in names:
+        with torch.device("meta"):
+            model = create_model(name, num_classes=args.num_classes)
+            size = tuple(args.input_size or model.default_input_size)
+            cost = count_macs(model, torch.empty(1, *size))
+        attn = list(model.attention_modules())
+        attn_params = sum(count_params(m) for _, m in attn)
+        params = count_params(model)
+        rows.append(
+            [
+                name,
+                "x".join(map(str, size[1:])),
+                f"{params / 1e6:.3f}",
+                f"{cost.macs / 1e9:.3f}",
+                f"{cost.elementwise / 1e6:.2f}",
+                len(attn),
+                f"{100 * attn_params / params:.2f}",
+            ]
+        )
+        results.append(
+            {"model": name, "input": list(size), "params": params, "macs": cost.macs, "elementwise": cost.elementwise}
+        )
+    print_table(
+        ["model", "input", "params (M)", "GMACs", "elementwise (M)", "attn blocks", "attn params %"],
+        rows,
+        title=f"{len(names)} models, batch 1",
+    )
+    print(json.dumps({"costs": results}))
     return 0
