@@ -224,3 +224,25 @@ def test_converted_file_remembers_its_structure(tmp_path: Path) -> None:
         load_pretrained(_empty("se_resnet50"), path)
     load_pretrained(_empty("se_resnet50", stem_pool="caffe", stride_in_1x1=True), path)
     load_pretrained(_empty("se_resnet50_caffe"), path)
+
+
+def test_create_model_from_url_checks_the_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``create_model(..., pretrained=URL)`` fetches (here: copies a local file) and verifies the SHA-256."""
+    import shutil
+
+    from senet.weights import sha256_file
+
+    model = randomize_(_empty("resnet18"))
+    src = tmp_path / "resnet18.safetensors"
+    save_pretrained(model, src)
+    digest = sha256_file(src)
+    monkeypatch.setenv("SENET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, *a, **k: shutil.copyfile(src, dst))
+    url = "https://example.invalid/resnet18.safetensors"
+    with pytest.raises(SenetError, match="without a SHA-256"):
+        _create("resnet18", pretrained=url)
+    with pytest.raises(SenetError, match="SHA-256 mismatch"):
+        _create("resnet18", pretrained=f"{url}#sha256={'f' * 64}")
+    again = _create("resnet18", pretrained=f"{url}#sha256={digest}")
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
