@@ -1,9 +1,9 @@
 """From a published checkpoint to a loaded senet model.
 
 Pipeline: read (safetensors / safe pickle / URL with SHA-256) -> detect the layout -> convert to canonical names
-(:mod:`senet.weights.layouts`) -> read the architecture off the tensors -> pick the senet model -> bind canonical
-names to the model's own names -> check structure the weights cannot show (stride placement, stem pooling) ->
-strict load. Every failure is a :class:`~senet.errors.SenetError` that names the layout it believed it saw and the
+(:mod:`senet.weights.layouts`) -> read the architecture off the tensors -> pick the senet model -> make the exact
+adaptations the tensors dictate (ECA k, MLP biases) -> check structure the weights cannot show (stride placement,
+stem pooling) -> strict load. Every failure is a :class:`~senet.errors.SenetError` that names the layout it believed it saw and the
 missing / unexpected / mis-shaped keys.
 """
 
@@ -231,7 +231,7 @@ def _arch_fits(arch: Arch, shapes: Mapping[str, tuple[int, ...]]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Binding canonical names to a model, with the exact adaptations
+# Loading canonical tensors into a model, with the exact adaptations
 # ---------------------------------------------------------------------------------------------------------------
 
 _ATTN_TYPES: tuple[type, ...] = ()
@@ -244,7 +244,16 @@ def _attn_types() -> tuple[type, ...]:
 
         _ATTN_TYPES = tuple(
             getattr(layers, n)
-            for n in ("SqueezeExcite", "EfficientChannelAttn", "CBAM", "ChannelAttn", "SpatialAttn", "SCSE")
+            for n in (
+                "SqueezeExcite",
+                "EfficientChannelAttn",
+                "CBAM",
+                "ChannelAttn",
+                "SpatialAttn",
+                "SCSE",
+                "EffectiveSE",
+                "NoSqueeze",
+            )
             if hasattr(layers, n)
         )
     return _ATTN_TYPES
@@ -261,7 +270,7 @@ def _is_attn_key(key: str, prefixes: list[str]) -> bool:
 def bind_state_dict(
     canonical: Mapping[str, torch.Tensor], model: nn.Module, adapt: bool = True
 ) -> tuple[StateDict, list[str]]:
-    """Canonical tensors renamed to ``model``'s keys, plus exact adaptations.
+    """Canonical tensors ready for ``model`` (canonical names are senet's), plus exact adaptations.
 
     With ``adapt=True`` three differences that the tensors fully determine are resolved without changing the
     network's function: a bias-free SE/CBAM MLP loads into a biased one with zero biases; an MLP bias the model

@@ -1,7 +1,7 @@
 """Checkpoint layouts: how each published implementation names and shapes its tensors.
 
 Every layout converts its state_dict to senet's *canonical* names, which are torchvision's ResNet names plus the
-attention module under ``attn`` (see :data:`CANONICAL_NOTE`)::
+attention module under ``attn`` — the names of senet's own ResNet::
 
     conv1 bn1 | stem.conv{1,2,3} stem.bn{1,2,3}     (7x7 stem | SENet-154's three 3x3 convs)
     layer{1..4}.{i}.conv{1,2,3} .bn{1,2,3} .downsample.{0,1}
@@ -10,7 +10,7 @@ attention module under ``attn`` (see :data:`CANONICAL_NOTE`)::
     layer{s}.{i}.attn.channel.fc{1,2} .spatial.conv .spatial.bn   (CBAM, spatial input order [mean, max])
     fc
 
-:mod:`senet.weights.convert` then binds canonical names to the model's own module names. Layouts are detected from
+:mod:`senet.weights.convert` loads canonical tensors into senet models. Layouts are detected from
 key names and tensor shapes only (:func:`detect_layout`); what the weights cannot tell (where the stride sits, how
 the stem max-pool rounds) is implied by the layout's name — e.g. the Caffe-converted SENet release always means
 stride in the first 1x1 and a ``ceil_mode`` max-pool.
@@ -72,6 +72,7 @@ class Layout:
         exclude: regexes that must match no key.
         to_canonical: state_dict (prefix-stripped) -> canonical senet names.
         caffe: the layout implies the original Caffe ResNet (stride in the first 1x1, ceil-mode stem pool).
+        priority: when several signatures match, the highest wins (specific layouts over torchvision's).
     """
 
     name: str
@@ -447,6 +448,3 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
         num_classes=int(fc_w.shape[0]) if fc_w is not None else 0,
         planes=int(sd["layer1.0.conv3.weight"].shape[0] // 4 if bottleneck else conv2.shape[0]),
     )
-
-
-CANONICAL_NOTE = __doc__
