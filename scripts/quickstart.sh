@@ -15,7 +15,7 @@ extra=()
 [ "${SENET_QUICKSTART_DOWNLOAD:-0}" = "1" ] && extra+=(--download)
 start=$(date +%s)
 for model in resnet20 se_resnet20; do
-  if [ -f "$out/$model/result.json" ] && [ -z "${SENET_QUICKSTART_FRESH:-}" ]; then
+  if grep -qs '"status": "done"' "$out/$model/result.json" && [ -z "${SENET_QUICKSTART_FRESH:-}" ]; then
     echo "== $model: already trained in $out/$model (set SENET_QUICKSTART_FRESH=1 or delete it to retrain)"
     continue
   fi
