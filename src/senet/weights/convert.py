@@ -3,8 +3,8 @@
 Pipeline: read (safetensors / safe pickle / URL with SHA-256) -> detect the layout -> convert to canonical names
 (:mod:`senet.weights.layouts`) -> read the architecture off the tensors -> pick the senet model -> make the exact
 adaptations the tensors dictate (ECA k, MLP biases) -> check structure the weights cannot show (stride placement,
-stem pooling) -> strict load. Every failure is a :class:`~senet.errors.SenetError` that names the layout it believed it saw and the
-missing / unexpected / mis-shaped keys.
+stem pooling) -> strict load. Every failure is a :class:`~senet.errors.SenetError` that names the layout it
+believed it saw and the missing / unexpected / mis-shaped keys.
 """
 
 from __future__ import annotations
