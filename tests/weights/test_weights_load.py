@@ -147,10 +147,14 @@ def test_mismatch_names_keys_and_layout(tmp_path: Path) -> None:
         load_pretrained(_empty("se_resnet101"), path)
     msg = str(info.value)
     assert "layout timm" in msg and "se_resnet101" in msg and "missing" in msg and "layer3.6" in msg
-    with pytest.raises(SenetError, match=r"mis-shaped .*fc\.weight: checkpoint \(1000, 2048\) vs model \(10, 2048\)"):
-        load_pretrained(_empty("se_resnet50", num_classes=10), path)
-    res = load_pretrained(_empty("se_resnet50", num_classes=10), path, strict=False)
-    assert [m.split(":")[0] for m in res.mis_shaped] == ["fc.weight", "fc.bias"]
+    # A different head is what fine-tuning asks for: everything else loads strictly, the classifier keeps its init.
+    res = load_pretrained(_empty("se_resnet50", num_classes=10), path)
+    assert any("classifier not loaded: the checkpoint has 1000 classes" in n for n in res.adapted)
+    res = load_pretrained(_empty("se_resnet50", num_classes=0), path)
+    assert any("num_classes=0" in n for n in res.adapted)
+    # ... but only the head: a wrong backbone still fails, naming the mis-shaped keys.
+    with pytest.raises(SenetError, match=r"mis-shaped .*layer1\.0\.conv1\.weight: checkpoint \(64, 64, 1, 1\)"):
+        load_pretrained(_empty("se_resnext50_32x4d", num_classes=10, stem_pool="pad"), path)
 
 
 def test_caffe_release_refuses_the_v15_model(tmp_path: Path) -> None:

@@ -375,6 +375,27 @@ def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> lis
     return problems
 
 
+def _intended_head_change(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], mis: list[str], unexpected: list[str]
+) -> list[str]:
+    """Classifier keys to skip because the user built the model for another number of classes (fine-tuning).
+
+    Only the classifier may differ, and only when the model's ``num_classes`` disagrees with the checkpoint's
+    ``fc`` rows (or is 0: no classifier); anything else stays an error.
+    """
+    n = getattr(model, "num_classes", None)
+    w = sd.get("fc.weight")
+    if not isinstance(n, int) or w is None or w.ndim != 2 or w.shape[0] == n:
+        return []
+    head = [k for k in ("fc.weight", "fc.bias") if k in sd]
+    mis_keys = [m.split(":")[0] for m in mis]
+    if n == 0 and not mis and set(unexpected) == set(head):
+        return head
+    if n > 0 and set(mis_keys) == set(head) and not unexpected:
+        return head
+    return []
+
+
 def _load_into(
     model: nn.Module,
     canonical: StateDict,
@@ -397,6 +418,15 @@ def _load_into(
         missing = [k for k in missing if k not in missing_attn]
     else:
         missing_attn = []
+    head_skipped = _intended_head_change(model, sd, mis, unexpected)
+    if head_skipped:
+        mis = [m for m in mis if m.split(":")[0] not in head_skipped]
+        unexpected = [k for k in unexpected if k not in head_skipped]
+        rows = sd[head_skipped[0]].shape[0] if sd[head_skipped[0]].ndim else "?"
+        notes.append(
+            f"classifier not loaded: the checkpoint has {rows} classes, the model was built with "
+            f"num_classes={model.num_classes}"
+        )
     problems = _structure_problems(model, layout, arch)
     if problems:
         raise SenetError(
@@ -417,7 +447,8 @@ def _load_into(
         elif arch is not None:
             hint = f"; the weights describe {arch.describe()}"
         raise SenetError(f"{where} does not fit {model_name_of(model)}: {'; '.join(parts)}{hint}")
-    loadable = {k: v for k, v in sd.items() if k not in unexpected and not any(m.startswith(k + ":") for m in mis)}
+    skip = set(unexpected) | set(head_skipped) | {m.split(":")[0] for m in mis}
+    loadable = {k: v for k, v in sd.items() if k not in skip}
     own = model.state_dict()
     with torch.no_grad():
         for k, v in loadable.items():
