@@ -89,6 +89,11 @@ CASES = [
     pytest.param(_tv("resnet18"), "resnet18", "torchvision", (224, 160), id="tv-resnet18"),
     pytest.param(_tv("resnet50"), "resnet50", "torchvision", (224, 160), id="tv-resnet50"),
     pytest.param(_tv("resnext50_32x4d"), "resnext50_32x4d", "torchvision", (224, 160), id="tv-resnext50"),
+    # Depths without a registered name: the family member with explicit blocks per stage.
+    pytest.param(
+        _timm("legacy_seresnext26_32x4d"), "se_resnext50_32x4d", "caffe_senet", (224, 200), id="timm-legacy-sx26"
+    ),
+    pytest.param(_timm("resnet26"), "resnet50", "torchvision", (224, 160), id="timm-resnet26"),
     pytest.param(_tv("wide_resnet50_2"), "wide_resnet50_2", "torchvision", (224, 160), id="tv-wide50", marks=SLOW),
     # No registered name for 32x8d: resnext101_32x4d with groups/base_width overrides.
     pytest.param(_tv("resnext101_32x8d"), "resnext101_32x4d", "torchvision", (224, 160), id="tv-rx101-8d", marks=SLOW),

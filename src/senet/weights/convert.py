@@ -93,19 +93,24 @@ def _candidate_names(arch: Arch, layout: str) -> list[tuple[str, dict[str, Any]]
     d = arch.depth
     if arch.deep_stem and arch.groups == 64:
         return [("senet154", {})]
+    out: list[tuple[str, dict[str, Any]]] = []
     if arch.groups > 1:
         shape = {"groups": arch.groups, "base_width": arch.base_width}
-        return [(f"{prefix}resnext{d}_{arch.groups}x{arch.base_width}d", {}), (f"{prefix}resnext{d}_32x4d", shape)]
-    out: list[tuple[str, dict[str, Any]]] = []
-    if arch.base_width != 64:
-        out += [
-            (f"{prefix}wide_resnet{d}_{arch.base_width // 64}", {}),
-            (f"{prefix}resnet{d}", {"base_width": arch.base_width}),
-        ]
-    elif get_layout(layout).caffe:
-        out += [(f"{prefix}resnet{d}_caffe", {}), (f"{prefix}resnet{d}", {})]
+        out += [(f"{prefix}resnext{d}_{arch.groups}x{arch.base_width}d", {}), (f"{prefix}resnext{d}_32x4d", shape)]
+        family, base = f"{prefix}resnext50_32x4d", 50
     else:
-        out.append((f"{prefix}resnet{d}", {}))
+        shape = {"base_width": arch.base_width} if arch.base_width != 64 else {}
+        if shape:
+            out.append((f"{prefix}wide_resnet{d}_{arch.base_width // 64}", {}))
+        elif get_layout(layout).caffe:
+            out.append((f"{prefix}resnet{d}_caffe", {}))
+        out.append((f"{prefix}resnet{d}", shape))
+        base = 50 if arch.block == "bottleneck" else 18
+        family = f"{prefix}resnet{base}" + ("_caffe" if get_layout(layout).caffe and not shape else "")
+    # Depths without a registered name (timm's resnet26, legacy_seresnext26_32x4d): the family member of the same
+    # block type with the blocks per stage given explicitly.
+    if d != base:
+        out.append((family, {**shape, "layers": list(arch.depths)}))
     return out
 
 
