@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     table, out = [], []
     for r in runs:
         last = r["rows"][-1] if r["rows"] else {}
-        best = max((x.get("eval_top1", float("nan")) for x in r["rows"]), default=float("nan"))
+        best = max((x["eval_top1"] for x in r["rows"] if "eval_top1" in x), default=float("nan"))
         item = {
             "run": r["dir"],
             "model": r["config"].get("model", "?"),
