@@ -82,3 +82,12 @@ def test_pretrained_calls_load_pretrained(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == [(m, "some/file.safetensors")]
     create_model("resnet20")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenet_v2", "vgg16_bn"])
+def test_reset_classifier_keeps_device_and_dtype(name: str) -> None:
+    with torch.device("meta"):
+        model = create_model(name).to(torch.float64)
+    model.reset_classifier(5)
+    fc = model.get_classifier()
+    assert (fc.out_features, fc.weight.dtype, fc.weight.device.type) == (5, torch.float64, "meta")

@@ -64,7 +64,15 @@ class ClassifierModel(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a fresh one with ``num_classes`` outputs (0: none, the model returns features)."""
         self.num_classes = check_positive_classes(num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = self._new_classifier(self.num_features, num_classes)
+
+    def _new_classifier(self, in_features: int, num_classes: int) -> nn.Module:
+        """A fresh ``nn.Linear`` on the model's device and dtype (``nn.Identity`` for 0 classes)."""
+        if num_classes == 0:
+            return nn.Identity()
+        ref = next(self.parameters(), None)
+        kw = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
+        return nn.Linear(in_features, num_classes, **kw)
 
     def _attention_sites(self) -> Iterator[tuple[str, nn.Module | None]]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -117,7 +117,7 @@ class VGG(ClassifierModel):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = check_positive_classes(num_classes)
-        self.classifier[6] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier[6] = self._new_classifier(self.num_features, num_classes)
         self._init_linear(self.classifier[6])
 
     def _attention_sites(self) -> Iterator[tuple[str, nn.Module | None]]:
