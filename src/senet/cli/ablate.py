@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "configs/ablate/)."
         ),
     )
-    p.add_argument("--grid", required=True, metavar="NAME[,NAME]|FILE.yaml", help="grid name(s) or a YAML grid")
+    p.add_argument(
+        "--grid", required=True, metavar="NAME[,NAME]|FILE.yaml", help="grid name(s) or a YAML grid (required)"
+    )
     p.add_argument("--model", default=None, metavar="BASE", help="base model, e.g. resnet20 (default: resnet20)")
     p.add_argument("--data", default=None, metavar="PATH", help="dataset (default: as senet train)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per cell, 0..N-1 (default: 3)")
@@ -43,7 +45,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="ablations", metavar="DIR", help="sweep folder (default: ablations)")
     p.add_argument("--jobs", type=int, default=1, metavar="K", help="runs in parallel processes (default: 1)")
-    p.add_argument("--devices", default=None, metavar="D,...", help="devices given round-robin, e.g. cuda:0,cuda:1")
+    p.add_argument(
+        "--devices",
+        default=None,
+        metavar="D,...",
+        help="devices given round-robin, e.g. cuda:0,cuda:1 (default: the config's)",
+    )
     p.add_argument(
         "--report-only",
         action="store_true",
