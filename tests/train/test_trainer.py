@@ -10,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _tiny_data import write_tree  # noqa: E402
 from _tiny_models import Bomb  # noqa: E402
 
@@ -49,17 +50,25 @@ def _weights(run: Path) -> dict:
     return load_checkpoint(run)["model"]
 
 
-@pytest.mark.parametrize("stops", [[4], [3, 2]], ids=["mid-epoch", "epoch-end-then-mid"])
-def test_resume_gives_bit_identical_weights(tiny: Path, tmp_path: Path, stops: list[int]) -> None:
-    full = train(_cfg(tiny, tmp_path / "full"), print_fn=lambda *a: None)
+@pytest.mark.parametrize(
+    "stops,model",
+    [
+        ([4], "_tiny_models:tiny_bn_cnn"),
+        ([3, 2], "_tiny_models:tiny_bn_cnn"),
+        pytest.param([4], "se_resnet20", marks=pytest.mark.slow),
+    ],
+    ids=["mid-epoch", "epoch-end-then-mid", "se_resnet20"],
+)
+def test_resume_gives_bit_identical_weights(tiny: Path, tmp_path: Path, stops: list[int], model: str) -> None:
+    full = train(_cfg(tiny, tmp_path / "full", model=model), print_fn=lambda *a: None)
     assert full["status"] == "done"
     run = tmp_path / "split"
     first = True
     for n in stops:
-        r = train(_cfg(tiny, run, resume=not first), stop_after_steps=n, print_fn=lambda *a: None)
+        r = train(_cfg(tiny, run, resume=not first, model=model), stop_after_steps=n, print_fn=lambda *a: None)
         assert r["status"] == "interrupted" and "--resume" in r["resume"]
         first = False
-    r = train(_cfg(tiny, run, resume=True), print_fn=lambda *a: None)
+    r = train(_cfg(tiny, run, resume=True, model=model), print_fn=lambda *a: None)
     assert r["status"] == "done"
     a, b = _weights(tmp_path / "full"), _weights(run)
     assert a.keys() == b.keys()
