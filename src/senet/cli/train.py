@@ -19,6 +19,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "For DDP: torchrun --nproc-per-node N -m senet train ..."
         ),
         allow_abbrev=False,
+        epilog="config keys (each also a --key value flag): " + _keys_help(),
     )
     p.add_argument("--model", metavar="NAME", help="zoo model name, or module:callable (default: resnet20)")
     p.add_argument(
@@ -47,6 +48,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p.parse_known_args = parse_known_args  # type: ignore[method-assign]
     return p
+
+
+def _keys_help() -> str:
+    import dataclasses
+
+    from senet.train.config import TrainConfig
+
+    return ", ".join(f"{f.name}={getattr(TrainConfig(), f.name)!r}" for f in dataclasses.fields(TrainConfig))
 
 
 def _pairs(extra: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:

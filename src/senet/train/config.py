@@ -72,7 +72,6 @@ class TrainConfig:
     deterministic: bool = False
     eval_every: int = 1
     checkpoint_every: int = 1
-    keep_last_only: bool = True
     log_interval: int = 50
     progress: str = "auto"  # auto | bar | lines | none
     tensorboard: bool = False

@@ -236,8 +236,11 @@ def _train(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download and info.is_main)
+    # Rank 0 downloads (if asked) while the others wait, then everyone resolves the same path.
+    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download) if info.is_main else None
     barrier(info)
+    if data_path is None:
+        data_path = resolve_data(cfg.data, cfg.dataset, False)
     data = create_loaders(
         data_path,
         batch_size=cfg.batch_size,
