@@ -30,6 +30,15 @@ from senet.utils.table import markdown_table
 
 SENET_MODELS = ("resnet50", "se_resnet50", "se_resnet50_caffe", "eca_resnet50", "cbam_resnet50")
 TIMM_MODELS = ("resnet50", "seresnet50")
+HEADERS = [
+    "model",
+    "wall ms",
+    "CPU ms",
+    "CPU / senet resnet50 (same variant)",
+    "CPU / timm seresnet50",
+    "wall / senet resnet50",
+    "wall / timm seresnet50",
+]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -90,21 +99,27 @@ def build_entries(args: argparse.Namespace, dtype: torch.dtype, batch: int) -> d
     return entries
 
 
-def measure(entries: dict[str, Callable[[], object]], repeats: int, warmup: int, inner: int) -> dict[str, float]:
-    """Median seconds per call, entries alternated within each repeat (rotating start)."""
+def measure(
+    entries: dict[str, Callable[[], object]], repeats: int, warmup: int, inner: int
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds per call, entries alternated within each repeat (rotating start).
+
+    CPU time is this thread's (``time.thread_time``): with ``--threads 1`` it is the work done, without the time spent
+    waiting for a core on a shared machine, which is the more stable number there.
+    """
     names = list(entries)
     for name in names:
         for _ in range(warmup):
             entries[name]()
-    times: dict[str, list[float]] = {n: [] for n in names}
+    times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for r in range(repeats):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             for _ in range(inner):
                 entries[name]()
-            times[name].append((time.perf_counter() - t0) / inner)
-    return {n: statistics.median(t) for n, t in times.items()}
+            times[name].append(((time.perf_counter() - t0) / inner, (time.thread_time() - c0) / inner))
+    return {n: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t)) for n, t in times.items()}
 
 
 def main() -> None:
@@ -135,7 +150,7 @@ def main() -> None:
                 entries = build_entries(args, DTYPES[dname], batch)
                 med = measure(entries, args.repeats, args.warmup, args.inner or (3 if batch == 1 else 1))
                 rows = []
-                for name, sec in med.items():
+                for name, (sec, cpu) in med.items():
                     variant = name.rsplit(" ", 1)[-1] if name.startswith("senet") else ""
                     plain = med.get(f"senet resnet50 {variant}")
                     timm_se = med.get("timm seresnet50 eager")
@@ -143,20 +158,18 @@ def main() -> None:
                         "dtype": dname,
                         "batch": batch,
                         "model": name,
-                        "ms": sec * 1e3,
-                        "img_s": batch / sec,
-                        "vs_resnet50": sec / plain if plain else None,
-                        "vs_timm_seresnet50": sec / timm_se if timm_se else None,
+                        "wall_ms": sec * 1e3,
+                        "cpu_ms": cpu * 1e3,
+                        "vs_resnet50_wall": sec / plain[0] if plain else None,
+                        "vs_resnet50_cpu": cpu / plain[1] if plain else None,
+                        "vs_timm_seresnet50_wall": sec / timm_se[0] if timm_se else None,
+                        "vs_timm_seresnet50_cpu": cpu / timm_se[1] if timm_se else None,
                     }
                     results.append(row)
                     rows.append(
-                        [
-                            name,
-                            f"{row['ms']:.1f}",
-                            f"{row['img_s']:.1f}",
-                            f"{row['vs_resnet50']:.3f}" if row["vs_resnet50"] else "",
-                            f"{row['vs_timm_seresnet50']:.3f}" if row["vs_timm_seresnet50"] else "",
-                        ]
+                        [name, f"{row['wall_ms']:.1f}", f"{row['cpu_ms']:.1f}"]
+                        + [f"{row[k]:.3f}" if row[k] else "" for k in ("vs_resnet50_cpu", "vs_timm_seresnet50_cpu")]
+                        + [f"{row[k]:.3f}" if row[k] else "" for k in ("vs_resnet50_wall", "vs_timm_seresnet50_wall")]
                     )
                 print(f"\n### {dname}, batch {batch}\n", flush=True)
                 print(

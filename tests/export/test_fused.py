@@ -126,3 +126,21 @@ def test_scale_add_relu_under_torch_compile() -> None:
     gr = torch.autograd.grad(ref.sum(), (x, s, sc))
     for a, b in zip(g, gr):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_overwrite_x_reuses_storage_only_in_inference() -> None:
+    x, sc, s = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4), torch.rand(2, 8)
+    ref = _unfused(x, s.view(2, 8, 1, 1), sc)
+    xc = x.clone()
+    with torch.no_grad():
+        out = fused.scale_add_relu(xc, s, sc, overwrite_x=True)
+        assert out.data_ptr() == xc.data_ptr()
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+        xc = x.clone()
+        out = fused.add_relu(xc, sc, overwrite_x=True)
+        assert out.data_ptr() == xc.data_ptr()
+        torch.testing.assert_close(out, torch.relu(x + sc))
+    xg = x.clone().requires_grad_(True)
+    out = fused.scale_add_relu(xg, s, sc, overwrite_x=True)  # autograd records: never in place
+    assert out.data_ptr() != xg.data_ptr() and torch.equal(xg.detach(), x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)

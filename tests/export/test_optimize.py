@@ -40,6 +40,8 @@ def test_optimize_for_inference_matches_eval_model(name: str) -> None:
         ref, out = model(x), opt(x)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     assert opt._senet_fused_tails == RESIDUAL_ATTN.get(name, 0)
+    if name in ("resnet18", "se_resnet20"):  # plain residual tails: none left over in an attention net
+        assert opt._senet_fused_plain_tails == (4 if name == "resnet18" else 0)
     assert opt._senet_folded_bn > 0 and _bns(opt) < _bns(model)
     assert _bns(model) == opt._senet_folded_bn + _bns(opt)  # the original is untouched (not inplace)
 
@@ -83,6 +85,30 @@ def test_fused_blocks_call_the_fused_kernel_and_keep_names(monkeypatch) -> None:
         opt(torch.randn(1, *size))
     assert len(calls) == 4
     assert hasattr(opt, "forward_features") and type(opt).__name__ == "ResNet"  # the top-level model keeps its class
+
+
+def test_squeeze_first_pushes_the_mean_through_conv3() -> None:
+    """Bottleneck SE/ECA blocks squeeze conv3's input; early stages take that path, late ones the plain mean."""
+    for name in ("se_resnet50", "eca_resnet50"):
+        model, size = build(name)
+        opt = optimize_for_inference(model)
+        assert all("attn_tail_squeeze_first" in blk.code for stage in opt.stages() for blk in stage)
+        assert "attn_tail_squeeze_first" not in optimize_for_inference(build("cbam_resnet50")[0]).layer1[0].code
+        for batch in (1, 16):  # 16 x 8 x 8 pixels >= 2 x C/4 at every stage; batch 1 only early on
+            x = torch.randn(batch, *size)
+            with torch.no_grad():
+                torch.testing.assert_close(opt(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_inplace_tails_do_not_touch_inputs() -> None:
+    """The in-place tails only write into conv outputs they own: the caller's input and the shortcut survive."""
+    model, size = build("resnet18")
+    opt = optimize_for_inference(model)
+    with torch.no_grad():
+        x = model.forward_stem(torch.randn(2, *size))
+        x0 = x.clone()
+        torch.testing.assert_close(opt.layer1(x), model.layer1(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(x, x0)
 
 
 def test_optimize_channels_last_bf16() -> None:

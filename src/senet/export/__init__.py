@@ -8,7 +8,7 @@
 
 from .load import load_model
 from .onnx import COMMON_ONNX_OPS, ExportResult, GlobalMean, OnnxPredictor, export_onnx, onnx_ops
-from .optimize import attn_tail, fold_bn, fold_conv_bn, fuse_attn_tails, optimize_for_inference
+from .optimize import attn_tail, fold_bn, fold_conv_bn, fuse_attn_tails, fuse_plain_tails, optimize_for_inference
 from .program import export_program
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "fold_bn",
     "fold_conv_bn",
     "fuse_attn_tails",
+    "fuse_plain_tails",
     "load_model",
     "onnx_ops",
     "optimize_for_inference",

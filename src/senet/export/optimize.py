@@ -27,10 +27,18 @@ from torch import fx, nn
 
 from senet.layers.cbam import CBAM, ChannelAttn, SpatialAttn
 from senet.layers.eca import EfficientChannelAttn
-from senet.layers.fused import scale_add_relu
+from senet.layers.fused import add_relu, scale_add_relu, spatial_mean, use_fast_path
 from senet.layers.squeeze_excite import EffectiveSE, SqueezeExcite
 
-__all__ = ["fold_bn", "fold_conv_bn", "fuse_attn_tails", "optimize_for_inference", "attn_tail"]
+__all__ = [
+    "fold_bn",
+    "fold_conv_bn",
+    "fuse_attn_tails",
+    "fuse_plain_tails",
+    "optimize_for_inference",
+    "attn_tail",
+    "attn_tail_squeeze_first",
+]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -126,12 +134,77 @@ def fold_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
     return model
 
 
-def attn_tail(attn: nn.Module, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-    """``relu(attn(x) + shortcut)`` through the fused kernel (the call that :func:`fuse_attn_tails` inserts)."""
+def attn_tail(attn: nn.Module, x: torch.Tensor, shortcut: torch.Tensor, overwrite_x: bool = False) -> torch.Tensor:
+    """``relu(attn(x) + shortcut)`` through the fused kernel (the call that :func:`fuse_attn_tails` inserts).
+
+    ``overwrite_x``: ``x`` is a temporary nobody else reads (a conv output), so in inference the result may reuse it.
+    """
     if isinstance(attn, CBAM):
         y = attn.channel(x)
-        return scale_add_relu(y, attn.spatial.excitation(y), shortcut)
-    return scale_add_relu(x, attn.excitation(x), shortcut)
+        return scale_add_relu(y, attn.spatial.excitation(y), shortcut, overwrite_x=True)
+    return scale_add_relu(x, attn.excitation(x), shortcut, overwrite_x=overwrite_x)
+
+
+def attn_tail_squeeze_first(attn: nn.Module, conv: nn.Module, h: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """:func:`attn_tail` when the attention input is a 1x1 conv of ``h``: squeeze ``h`` instead of ``conv(h)``.
+
+    ``mean(W h + b) = W mean(h) + b`` for a 1x1, stride-1 conv (BN already folded into it), so the squeeze reads the
+    bottleneck's narrow input (C/4 channels in a ResNet bottleneck) instead of its 4x wider output, and the
+    extra cost is one ``(C, C/4)`` matrix-vector product. Exact up to float reassociation.
+    """
+    x = conv(h)
+    n_pixels = h.shape[0] * h[0, 0].numel()
+    # Worth it while the activations outweigh the (C, C/4) weights: early stages and big batches.
+    if use_fast_path(h) and n_pixels >= 2 * h.shape[1]:
+        z = F.linear(spatial_mean(h), conv.weight.flatten(1), conv.bias)
+    else:
+        z = spatial_mean(x)
+    return scale_add_relu(x, attn._excite(z), shortcut, overwrite_x=True)
+
+
+def _squeezable(attn: nn.Module) -> bool:
+    """Attention whose gate is ``_excite(mean(x))``: a linear squeeze that commutes with a 1x1 conv."""
+    if isinstance(attn, SqueezeExcite):
+        return attn.squeeze == "avg"
+    if isinstance(attn, EffectiveSE):
+        return not attn.add_maxpool
+    return isinstance(attn, EfficientChannelAttn)
+
+
+def _pointwise_conv_input(node: fx.Node, module: nn.Module) -> tuple[list[fx.Node], fx.Node] | None:
+    """``(chain, conv node)`` if ``node`` is ``[Identity(] conv1x1(h) [)]`` used only by the attention."""
+    chain = [node]
+    if node.op == "call_module" and type(module.get_submodule(node.target)) is nn.Identity:
+        if len(node.users) != 1 or not node.args or not isinstance(node.args[0], fx.Node):
+            return None
+        node = node.args[0]
+        chain.append(node)
+    if node.op != "call_module" or len(node.users) != 1 or len(node.args) != 1 or node.kwargs:
+        return None
+    conv = module.get_submodule(node.target)
+    ok = (
+        type(conv) is nn.Conv2d
+        and conv.kernel_size == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+    )
+    return (chain, node) if ok else None
+
+
+def _owned_temp(node: fx.Node, module: nn.Module) -> bool:
+    """``node`` is a conv output (through single-user Identity / BN / conv nodes) that only its one user reads."""
+    while True:
+        if node.op != "call_module" or len(node.users) != 1:
+            return False
+        m = module.get_submodule(node.target)
+        if isinstance(m, _CONVS + _BNS):
+            return True
+        if type(m) is not nn.Identity or not node.args or not isinstance(node.args[0], fx.Node):
+            return False
+        node = node.args[0]
 
 
 def _is_relu(node: fx.Node, root: nn.Module) -> bool:
@@ -142,7 +215,7 @@ def _is_relu(node: fx.Node, root: nn.Module) -> bool:
     return node.op == "call_method" and node.target in ("relu", "relu_")
 
 
-def _fuse_graph(module: nn.Module, graph: fx.Graph) -> int:
+def _fuse_graph(module: nn.Module, graph: fx.Graph, squeeze_first: bool = True) -> int:
     count = 0
     for node in list(graph.nodes):
         if node.op != "call_module" or not isinstance(module.get_submodule(node.target), _GATED):
@@ -160,22 +233,100 @@ def _fuse_graph(module: nn.Module, graph: fx.Graph) -> int:
         (relu,) = add.users
         if not _is_relu(relu, module):
             continue
+        pw = _pointwise_conv_input(node.args[0], module) if isinstance(node.args[0], fx.Node) else None
+        dead = [relu, add, node]
         with graph.inserting_before(relu):
             attn = graph.get_attr(node.target)
-            fused = graph.call_function(attn_tail, (attn, node.args[0], shortcut))
+            if squeeze_first and pw is not None and _squeezable(module.get_submodule(node.target)):
+                chain, conv_node = pw
+                conv = graph.get_attr(conv_node.target)
+                fused = graph.call_function(attn_tail_squeeze_first, (attn, conv, conv_node.args[0], shortcut))
+                dead += chain
+            else:
+                owned = isinstance(node.args[0], fx.Node) and _owned_temp(node.args[0], module)
+                fused = graph.call_function(attn_tail, (attn, node.args[0], shortcut, owned))
         relu.replace_all_uses_with(fused)
-        for dead in (relu, add, node):
-            graph.erase_node(dead)
+        for n in dead:
+            graph.erase_node(n)
         count += 1
     return count
 
 
-def fuse_attn_tails(model: nn.Module, inplace: bool = False) -> nn.Module:
+def _fuse_plain_tails(module: nn.Module, graph: fx.Graph) -> int:
+    """``relu(conv_out + shortcut)`` -> :func:`add_relu` writing into the conv output (no fresh allocation)."""
+    count = 0
+    for add in list(graph.nodes):
+        if add.op != "call_function" or add.target not in (operator.add, operator.iadd, torch.add) or add.kwargs:
+            continue
+        if len(add.args) != 2 or len(add.users) != 1 or not all(isinstance(a, fx.Node) for a in add.args):
+            continue
+        (relu,) = add.users
+        if not _is_relu(relu, module):
+            continue
+        x, shortcut = add.args
+        if not _owned_temp(x, module):
+            x, shortcut = shortcut, x
+            if not _owned_temp(x, module):
+                continue
+        with graph.inserting_before(relu):
+            fused = graph.call_function(add_relu, (x, shortcut, True))
+        relu.replace_all_uses_with(fused)
+        graph.erase_node(relu)
+        graph.erase_node(add)
+        count += 1
+    return count
+
+
+def fuse_plain_tails(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """Rewrite ``relu(conv_out + shortcut)`` residual tails to add and ReLU in place in the conv output.
+
+    The same allocation saving that :func:`fuse_attn_tails` gives attention blocks, for blocks without attention
+    (so a plain ResNet's optimized baseline gets it too). Inference only: with autograd recording it is the plain
+    expression.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+
+    def candidate(m: nn.Module) -> bool:
+        return not isinstance(m, (nn.Sequential, nn.ModuleList)) and any(
+            isinstance(c, _BNS + _CONVS) for c in m.children()
+        )
+
+    # Innermost blocks only (a ResNet's root also has a conv child, but its blocks are the units to rewrite).
+    todo = [
+        (name, m)
+        for name, m in model.named_modules()
+        if name and candidate(m) and not any(candidate(d) for d in list(m.modules())[1:])
+    ]
+    fused = 0
+    for name, m in todo:
+        if isinstance(m, fx.GraphModule) and "add_relu" in m.code:
+            continue
+        graph = _trace(m)
+        if graph is None:
+            continue
+        n = _fuse_plain_tails(m, graph)
+        if not n:
+            continue
+        graph.lint()
+        gm = fx.GraphModule(m, graph, class_name=f"Fused{type(m).__name__}")
+        gm.train(m.training)
+        fused += n
+        _set_submodule(model, name, gm)
+    model._senet_fused_plain_tails = fused
+    return model
+
+
+def fuse_attn_tails(model: nn.Module, inplace: bool = False, squeeze_first: bool = True) -> nn.Module:
     """Replace each ``relu(attn(x) + shortcut)`` block tail by one :func:`~senet.layers.fused.scale_add_relu`.
 
     Applies to blocks whose attention is SE / ECA / eSE / CBAM's channel attention / CBAM (other kinds and other
     positions are left alone). The rewritten blocks become ``fx.GraphModule`` s with the same sub-module names.
     Works in training too (exact gradients through :class:`~senet.layers.fused.ScaleAddReLU`).
+
+    With ``squeeze_first`` (default), when the attention's input is a 1x1 stride-1 conv (a bottleneck's conv3 with
+    its BN folded, i.e. after :func:`fold_bn`) and the squeeze is a plain mean, the squeeze is taken on the conv's
+    input and pushed through the conv's weights (:func:`attn_tail_squeeze_first`).
     """
     if not inplace:
         model = copy.deepcopy(model)
@@ -189,7 +340,7 @@ def fuse_attn_tails(model: nn.Module, inplace: bool = False) -> nn.Module:
         graph = _trace(m)
         if graph is None:
             continue
-        n = _fuse_graph(m, graph)
+        n = _fuse_graph(m, graph, squeeze_first)
         if not n:
             continue
         graph.lint()
@@ -226,6 +377,7 @@ def optimize_for_inference(
         model = fold_bn(model, inplace=True)
     if fuse:
         model = fuse_attn_tails(model, inplace=True)
+        model = fuse_plain_tails(model, inplace=True)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval()

@@ -32,6 +32,7 @@ __all__ = [
     "use_fast_path",
     "spatial_mean",
     "scale_add_relu",
+    "add_relu",
     "gate_mul",
     "squeeze_excite",
     "ScaleAddReLU",
@@ -126,7 +127,9 @@ class ScaleAddReLU(torch.autograd.Function):
         return grad_x, grad_gate, grad if ctx.needs_input_grad[2] else None, None
 
 
-def scale_add_relu(x: torch.Tensor, gate: torch.Tensor, shortcut: torch.Tensor, relu: bool = True) -> torch.Tensor:
+def scale_add_relu(
+    x: torch.Tensor, gate: torch.Tensor, shortcut: torch.Tensor, relu: bool = True, overwrite_x: bool = False
+) -> torch.Tensor:
     """The residual tail of an attention block: ``relu(x * gate + shortcut)``.
 
     Args:
@@ -134,6 +137,8 @@ def scale_add_relu(x: torch.Tensor, gate: torch.Tensor, shortcut: torch.Tensor, 
         gate: ``(N, C)``, ``(N, C, 1, ...)`` (channel gate) or ``(N, 1, *S)`` (spatial gate), broadcastable to ``x``.
         shortcut: the identity / projection branch, same shape as ``x``.
         relu: apply the final ReLU (``False`` gives the bare Axpy ``x * gate + shortcut``).
+        overwrite_x: inference only (ignored when autograd records): write the result into ``x``'s storage, which
+            saves allocating (and page-faulting) a fresh map — for callers that own ``x``, e.g. a conv output.
 
     The output keeps ``x``'s memory format. Gradients are exact (checked against the unfused chain in the tests).
     """
@@ -145,8 +150,23 @@ def scale_add_relu(x: torch.Tensor, gate: torch.Tensor, shortcut: torch.Tensor, 
         return torch.relu(out) if relu else out
     if torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad or shortcut.requires_grad):
         return ScaleAddReLU.apply(x, gate, shortcut, relu)
-    out = torch.addcmul(shortcut, x, gate)
+    if overwrite_x and x.shape == torch.broadcast_shapes(x.shape, gate.shape):
+        out = torch.addcmul(shortcut, x, gate, out=x)
+    else:
+        out = torch.addcmul(shortcut, x, gate)
     return out.relu_() if relu else out
+
+
+def add_relu(x: torch.Tensor, shortcut: torch.Tensor, overwrite_x: bool = False) -> torch.Tensor:
+    """``relu(x + shortcut)``; ``overwrite_x`` (inference only) writes into ``x`` as in :func:`scale_add_relu`."""
+    if (
+        overwrite_x
+        and use_fast_path(x)
+        and not (torch.is_grad_enabled() and (x.requires_grad or shortcut.requires_grad))
+    ):
+        if x.shape == shortcut.shape:
+            return x.add_(shortcut).relu_()
+    return torch.relu(x + shortcut)
 
 
 class GateMul(torch.autograd.Function):
