@@ -524,9 +524,14 @@ def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def cell_cost(
-    model: str, model_kwargs: Mapping[str, Any], num_classes: int = 10, throughput_batch: int = 64, iters: int = 3
+    model: str,
+    model_kwargs: Mapping[str, Any],
+    num_classes: int = 10,
+    throughput_batch: int = 64,
+    iters: int = 3,
+    throughput: bool = True,
 ) -> dict[str, Any]:
-    """Params, MACs (one image) and measured fp32 inference throughput (images/s) of one cell's model."""
+    """Params, MACs (one image) and, with ``throughput``, measured fp32 inference images/s of one cell's model."""
     import torch
 
     from senet.bench.flops import count_macs, count_params
@@ -535,9 +540,5 @@ def cell_cost(
 
     net = build_model(model, num_classes, dict(model_kwargs))
     size = model_input_size(net, model)
-    speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters)
-    return {
-        "params": count_params(net),
-        "macs": count_macs(net, torch.randn(1, *size)).macs,
-        "throughput": speed.throughput,
-    }
+    speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters).throughput if throughput else None
+    return {"params": count_params(net), "macs": count_macs(net, torch.randn(1, *size)).macs, "throughput": speed}

@@ -56,6 +56,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: write the tables from the runs finished so far (default: train what is missing)",
     )
+    p.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="skip the throughput column (timing is meaningless on a busy machine) (default: measure)",
+    )
     p.add_argument("--no-cost", action="store_true", help="skip params/MACs/throughput columns (default: measure)")
     return p
 
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             for cell in grid.cells:
                 try:
                     mk = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
-                    cost[cell.label] = cell_cost(model, mk)
+                    cost[cell.label] = cell_cost(model, mk, throughput=not args.no_throughput)
                 except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
                     cost[cell.label] = {"error": str(exc)}
         rows = summarize(grid, records, cost, seeds=args.seeds)
