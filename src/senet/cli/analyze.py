@@ -46,6 +46,11 @@ def _pick_classes(spec: str | None, class_names: list[str]) -> list[int]:
     return out
 
 
+def _describe(info: dict[str, Any]) -> str:
+    kwargs = (info.get("config") or {}).get("model_kwargs") or {}
+    return info.get("model", "model") + (f" {kwargs}" if kwargs else "")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             ]
             for r in summary
         ],
-        title=f"excitations of {info.get('model', 'model')} over {seen} images (evaluation split)",
+        title=f"excitations of {_describe(info)} over {seen} images (evaluation split)",
     )
     print(
         json.dumps(
