@@ -172,12 +172,7 @@ def main() -> None:
                         + [f"{row[k]:.3f}" if row[k] else "" for k in ("vs_resnet50_wall", "vs_timm_seresnet50_wall")]
                     )
                 print(f"\n### {dname}, batch {batch}\n", flush=True)
-                print(
-                    markdown_table(
-                        ["model", "ms/batch", "img/s", "/ senet resnet50 (same variant)", "/ timm se"], rows
-                    ),
-                    flush=True,
-                )
+                print(markdown_table(HEADERS, rows), flush=True)
     import timm
 
     print(
