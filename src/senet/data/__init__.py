@@ -66,6 +66,7 @@ class DataBundle:
     loader: str  # "tensor" | "dataloader"
     source: DataSource
     preprocess: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # undecodable files left out with ``skip_bad_images``
 
 
 def create_loaders(
@@ -90,12 +91,15 @@ def create_loaders(
     with_train: bool = True,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    skip_bad_images: bool = False,
 ) -> DataBundle:
     """Training and evaluation loaders for the dataset at ``data`` (see :mod:`senet.data.sources` for the forms).
 
     ``loader="auto"`` takes the tensor fast path for pickles and images up to 64 px, else the DataLoader path.
     ``mean``/``std`` override the normalisation (evaluation uses the training run's values; by default the tensor
     path measures them on the training images and the DataLoader path uses ImageNet's).
+    ``skip_bad_images`` leaves out files that cannot be decoded (listed in ``DataBundle.skipped``) instead of
+    stopping with an error naming the first one.
     ``train_subset > 0`` keeps a fixed, class-balanced-in-expectation random subset of that many training images.
     """
     src = data if isinstance(data, DataSource) else detect_source(data)
@@ -108,8 +112,8 @@ def create_loaders(
     if loader == "auto":
         loader = "tensor" if src.kind == "pickle" or _first_image_side(src, ev) <= SMALL_IMAGE_MAX else "dataloader"
     if loader == "tensor":
-        tr = load_tensor_split(src, "train", cache_dir) if with_train else None
-        te = load_tensor_split(src, ev, cache_dir)
+        tr = load_tensor_split(src, "train", cache_dir, skip_bad=skip_bad_images) if with_train else None
+        te = load_tensor_split(src, ev, cache_dir, skip_bad=skip_bad_images)
         if tr is not None and train_subset:
             keep = torch.randperm(len(tr), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
             tr = TensorSplit(tr.images[keep], tr.labels[keep], tr.classes, tr.class_names)
@@ -126,7 +130,7 @@ def create_loaders(
         eval_loader = TensorLoader(te, eval_batch_size, train=False, **kw)
         size = int(te.images.shape[-1])
         if tr is not None and tr.classes != te.classes:
-            raise SenetError(f"train and {ev} class folders differ in {str(src.path)!r}")
+            raise SenetError(_class_mismatch(src, ev, tr.classes, te.classes))
         return DataBundle(
             train_loader,
             eval_loader,
@@ -138,18 +142,25 @@ def create_loaders(
             "tensor",
             src,
             {"kind": "tensor", "img_size": size, "mean": list(mean), "std": list(std)},
+            (tr.skipped if tr is not None else []) + te.skipped,
         )
     size = img_size or 224
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
     kw = dict(device=device, workers=workers, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last)
-    train_ds = file_dataset(src, "train", train_transform(size, mean, std), cache_dir) if with_train else None
+    train_ds = (
+        file_dataset(src, "train", train_transform(size, mean, std), cache_dir, skip_bad_images)
+        if with_train
+        else None
+    )
     if train_ds is not None and train_subset:
         keep = (
             torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
         )
         train_ds.files = [train_ds.files[i] for i in keep.tolist()]
         train_ds.labels = [train_ds.labels[i] for i in keep.tolist()]
-    eval_ds = file_dataset(src, ev, eval_transform(size, crop_pct, mean, std), cache_dir)
+    eval_ds = file_dataset(src, ev, eval_transform(size, crop_pct, mean, std), cache_dir, skip_bad_images)
+    if train_ds is not None and train_ds.classes != eval_ds.classes:
+        raise SenetError(_class_mismatch(src, ev, train_ds.classes, eval_ds.classes))
     return DataBundle(
         DeviceLoader(train_ds, batch_size, train=True, **kw) if train_ds is not None else None,
         DeviceLoader(eval_ds, eval_batch_size, train=False, **kw),
@@ -161,6 +172,17 @@ def create_loaders(
         "dataloader",
         src,
         {"kind": "resize_crop", "img_size": size, "crop_pct": crop_pct, "mean": list(mean), "std": list(std)},
+        (train_ds.skipped if train_ds is not None else []) + eval_ds.skipped,  # type: ignore[attr-defined]
+    )
+
+
+def _class_mismatch(src: DataSource, ev: str, train: list[str], other: list[str]) -> str:
+    # Labels are indices into the sorted class list, so differing sets would silently mislabel every image.
+    only_t = sorted(set(train) - set(other))[:5]
+    only_e = sorted(set(other) - set(train))[:5]
+    return (
+        f"train and {ev} class folders differ in {str(src.path)!r} (only in train: {only_t or 'none'}, only in {ev}: "
+        f"{only_e or 'none'}): give both splits the same class folders (an empty folder is fine)"
     )
 
 

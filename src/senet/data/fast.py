@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,41 +35,67 @@ class TensorSplit:
     labels: torch.Tensor
     classes: list[str]
     class_names: list[str]
+    skipped: list[str] = field(default_factory=list)  # undecodable files left out (``skip_bad=True``)
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
 
-def decode_split(raw: RawSplit, max_size: int | None = None) -> TensorSplit:
-    """Decode every image of ``raw`` to one uint8 tensor (all images must share one size)."""
-    from torchvision.io import ImageReadMode, decode_image
+def decode_split(raw: RawSplit, max_size: int | None = None, skip_bad: bool = False) -> TensorSplit:
+    """Decode every image of ``raw`` to one uint8 tensor (all images must share one size).
 
+    An undecodable file raises a one-line :class:`SenetError` naming it, or with ``skip_bad`` is left out (with its
+    label) and listed in ``TensorSplit.skipped``.
+    """
+    from .decode import decode_rgb
+
+    skipped: list[str] = []
+    labels = list(raw.labels)
     if raw.pixels is not None:
         images = torch.from_numpy(raw.pixels.copy())
     else:
         if not raw.encoded:
             raise SenetError("the split holds no images")
-        decoded = []
+        decoded, kept = [], []
         for i, b in enumerate(raw.encoded):
+            name = raw.names[i] if raw.names else str(i)
             try:
-                img = decode_image(torch.frombuffer(bytearray(b), dtype=torch.uint8), mode=ImageReadMode.RGB)
-            except RuntimeError as exc:
-                raise SenetError(f"cannot decode image {raw.names[i] if raw.names else i!r}: {exc}") from exc
+                img = decode_rgb(b, name)
+            except SenetError:
+                if not skip_bad:
+                    raise
+                skipped.append(name)
+                continue
             if decoded and img.shape != decoded[0].shape:
                 raise SenetError(
-                    f"image {raw.names[i] if raw.names else i!r} is {tuple(img.shape[1:])}, not "
+                    f"image {name!r} is {tuple(img.shape[1:])}, not "
                     f"{tuple(decoded[0].shape[1:])}: the tensor fast path needs one size; use loader=dataloader"
                 )
             if max_size is not None and max(img.shape[1:]) > max_size:
                 raise SenetError(f"images are {tuple(img.shape[1:])}, larger than {max_size}: use loader=dataloader")
             decoded.append(img)
+            kept.append(labels[i])
+        if not decoded:
+            raise SenetError(
+                f"none of the {len(raw.encoded)} images of the split could be decoded (first: {skipped[0]!r})"
+            )
         images = torch.stack(decoded)
-    labels = torch.tensor(raw.labels, dtype=torch.int64)
-    return TensorSplit(images.contiguous(), labels, list(raw.classes), list(raw.class_names or raw.classes))
+        labels = kept
+    return TensorSplit(
+        images.contiguous(),
+        torch.tensor(labels, dtype=torch.int64),
+        list(raw.classes),
+        list(raw.class_names or raw.classes),
+        skipped,
+    )
 
 
 def load_tensor_split(
-    src: DataSource, split: str, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True
+    src: DataSource,
+    split: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    skip_bad: bool = False,
 ) -> TensorSplit:
     """:func:`decode_split` of ``split``, cached as ``<cache>/tensors/<key>.pt`` keyed by the source's path, size and
     modification time (so a changed archive is decoded again)."""
@@ -78,19 +104,27 @@ def load_tensor_split(
     cache_file = None
     if use_cache:
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        key = source_key(src, split, _CACHE_VERSION)
+        key = source_key(src, split, _CACHE_VERSION, *(["skip_bad"] if skip_bad else []))
         cache_file = root / "tensors" / f"{src.path.name.split('.')[0]}-{split}-{key}.pt"
         if cache_file.is_file():
             try:
                 d = torch.load(cache_file, weights_only=True)
-                return TensorSplit(d["images"], d["labels"], list(d["classes"]), list(d["class_names"]))
+                return TensorSplit(
+                    d["images"], d["labels"], list(d["classes"]), list(d["class_names"]), list(d.get("skipped", []))
+                )
             except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
                 pass
-    ts = decode_split(read_split(src, split))
+    ts = decode_split(read_split(src, split), skip_bad=skip_bad)
     if cache_file is not None:
         try:
             atomic_torch_save(
-                {"images": ts.images, "labels": ts.labels, "classes": ts.classes, "class_names": ts.class_names},
+                {
+                    "images": ts.images,
+                    "labels": ts.labels,
+                    "classes": ts.classes,
+                    "class_names": ts.class_names,
+                    "skipped": ts.skipped,
+                },
                 cache_file,
             )
         except OSError:  # read-only cache folder: carry on without caching

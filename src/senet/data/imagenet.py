@@ -69,9 +69,9 @@ class FileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        from .decode import decode_rgb
 
-        img = decode_image(read_file(str(self.files[i])), mode=ImageReadMode.RGB)
+        img = decode_rgb(Path(self.files[i]).read_bytes(), str(self.files[i]))
         if self.transform is not None:
             img = self.transform(img)
         return img, self.labels[i]
@@ -90,11 +90,32 @@ def folder_root(src: DataSource, cache_dir: str | os.PathLike[str] | None = None
     return dest / src.root
 
 
-def file_dataset(src: DataSource, split: str, transform, cache_dir=None) -> FileDataset:  # noqa: ANN001
-    """A :class:`FileDataset` over ``split`` of ``src`` (an ImageFolder tree or an archive of one)."""
+def file_dataset(src: DataSource, split: str, transform, cache_dir=None, skip_bad: bool = False) -> FileDataset:  # noqa: ANN001
+    """A :class:`FileDataset` over ``split`` of ``src`` (an ImageFolder tree or an archive of one).
+
+    ``skip_bad`` decodes every file once up front (slow on big datasets) and leaves out the undecodable ones, listed
+    in ``ds.skipped``; without it a bad file stops the run with a one-line error when a worker reaches it.
+    """
+    from senet.errors import SenetError
+
+    from .decode import decode_rgb
+
     root = folder_root(src, cache_dir)
     files, labels, classes = list_folder(root / split)
+    skipped: list[str] = []
+    if skip_bad:
+        keep = []
+        for i, f in enumerate(files):
+            try:
+                decode_rgb(f.read_bytes(), str(f))
+                keep.append(i)
+            except SenetError:
+                skipped.append(str(f))
+        if not keep:
+            raise SenetError(f"none of the {len(files)} images under {str(root / split)!r} could be decoded")
+        files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     ds = FileDataset(files, labels, classes, transform)
+    ds.skipped = skipped  # type: ignore[attr-defined]
     ds.class_names = _class_names(DataSource(root, "folder", str(root)), classes)  # type: ignore[attr-defined]
     return ds
 
@@ -170,6 +191,17 @@ class DeviceLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from senet.errors import SenetError
+
+        try:
+            yield from self._iter()
+        except SenetError as exc:
+            # A worker re-raises as "Caught SenetError in DataLoader worker ...\n<traceback>\n<type>: <message>":
+            # keep the one line that names the file.
+            last = str(exc).strip().splitlines()[-1]
+            raise SenetError(last.split("SenetError: ", 1)[-1]) from None
+
+    def _iter(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self.loader:
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:

@@ -249,7 +249,8 @@ def list_folder(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     labels: list[int] = []
     for i, c in enumerate(classes):
         for f in sorted((split_dir / c).iterdir(), key=lambda p: p.name):
-            if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS:
+            # Hidden files (".DS_Store", macOS "._x.jpg" resource forks) are never images of the class.
+            if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS and not f.name.startswith("."):
                 files.append(f)
                 labels.append(i)
     if not files:
@@ -272,7 +273,12 @@ def _read_tar(src: DataSource, split: str) -> RawSplit:
             if not m.name.startswith(base):
                 continue
             rest = PurePosixPath(m.name[len(base) :]).parts
-            if len(rest) != 2 or not rest[1].lower().endswith(IMG_EXTENSIONS):
+            if (
+                len(rest) != 2
+                or not rest[1].lower().endswith(IMG_EXTENSIONS)
+                or rest[1].startswith(".")
+                or rest[0].startswith(".")
+            ):
                 continue
             items.append((rest[0], rest[1], tf.extractfile(m).read()))  # type: ignore[union-attr]
     items.sort(key=lambda t: (t[0], t[1]))
