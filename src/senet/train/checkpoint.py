@@ -42,7 +42,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``state`` (plus a format tag) to ``path`` atomically: tmp file, fsync, rename."""
     path = Path(path)
-    atomic_torch_save({"format": FORMAT, **state}, path)
+    try:
+        atomic_torch_save({"format": FORMAT, **state}, path)
+    except OSError as exc:
+        # The temporary file is removed and the rename never happened, so the previous checkpoint is intact.
+        kept = f"the previous checkpoint {str(path)!r} is intact" if path.is_file() else "no checkpoint was kept"
+        raise SenetError(
+            f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}; {kept}. Free disk space (or pick "
+            "another --output) and resume with --resume"
+        ) from exc
     return path
 
 

@@ -38,6 +38,7 @@ class TrainConfig:
     flip: bool = True
     cutout: int = 0
     workers: int = 4
+    skip_bad_images: bool = False  # leave out undecodable image files (listed at the end) instead of stopping
     train_subset: int = 0  # > 0: train on a fixed random subset of this many images
     cache_dir: str | None = None
     # Optimisation.

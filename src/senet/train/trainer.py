@@ -259,7 +259,10 @@ def _train(
         channels_last=channels_last,
         cache_dir=cfg.cache_dir,
         train_subset=cfg.train_subset,
+        skip_bad_images=cfg.skip_bad_images,
     )
+    if data.skipped:
+        say(f"senet train: skipping {len(data.skipped)} undecodable image(s) (skip_bad_images), listed at the end")
     num_classes = len(data.classes)
     steps_per_epoch = len(data.train)
     if steps_per_epoch == 0:
@@ -485,6 +488,9 @@ def _train(
             result[k.replace("eval_", "")] = round(final[k], 4)
     if "top1" in result:
         result["top1_err"] = round(100 - result["top1"], 4)
+    if data.skipped:
+        result.update(skipped_images=len(data.skipped), skipped=list(data.skipped))
+        say(f"senet train: skipped {len(data.skipped)} undecodable image(s): " + ", ".join(data.skipped))
     if info.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
     return result
