@@ -2,7 +2,8 @@
 
 >>> import senet, torchvision
 >>> model, report = senet.retrofit(torchvision.models.resnet50(), "se")   # init="identity": same outputs
->>> print(report)                                                          # where each block went, params added
+>>> report.params_added                                                    # print(report) shows where each went
+2531008
 >>> [name for name, _ in senet.retrofit.attention_modules(model)][:2]
 ['SE_2_1', 'SE_2_2']
 

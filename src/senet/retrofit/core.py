@@ -172,7 +172,7 @@ def retrofit(
     >>> import torchvision
     >>> model, report = retrofit(torchvision.models.resnet18(), "se", init="paper")
     >>> report.params_added
-    87000
+    89080
     """
     if init not in INITS:
         raise SenetError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
