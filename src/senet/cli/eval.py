@@ -19,6 +19,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, metavar="N", help="loader workers, large images (default: 4)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
     p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out undecodable image files and list them (default: stop)",
+    )
+    p.add_argument(
         "--plot", metavar="PNG", help="confusion matrix image (default: confusion.png beside CKPT; 'none' to skip)"
     )
     return p
@@ -26,6 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
     from senet.data import create_loaders, resolve_data
@@ -53,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         std=tuple(pre["std"]),
         cache_dir=cfg.get("cache_dir"),
         with_train=False,
+        skip_bad_images=args.skip_bad_images,
     )
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped)}", file=sys.stderr)
     if data.classes != list(ckpt["classes"]):
         raise SenetError(
             f"{str(path)!r} has classes {data.classes[:5]}..., the checkpoint {ckpt['classes'][:5]}...: "

@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
-    from torchvision.io import ImageReadMode, decode_image, read_file
 
+    from senet.data.decode import decode_rgb
     from senet.errors import SenetError
     from senet.train import load_checkpoint, model_from_checkpoint
     from senet.train.trainer import resolve_device
@@ -61,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         p = Path(path)
         if not p.is_file():
             raise SenetError(f"image {path!r} does not exist")
-        try:
-            img = decode_image(read_file(str(p)), mode=ImageReadMode.RGB)
-        except RuntimeError as exc:
-            raise SenetError(f"cannot decode image {path!r}: {str(exc).splitlines()[0]}") from exc
+        img = decode_rgb(p.read_bytes(), str(path))  # one-line SenetError naming the file when undecodable
         x = preprocess(img, ckpt["preprocess"]).unsqueeze(0).to(device)
         with torch.no_grad():
             prob = model(x).float().softmax(1)[0]
