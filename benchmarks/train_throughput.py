@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -103,6 +104,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the straightforward pipeline")
     p.add_argument("--compile", action="store_true", help="torch.compile senet's model")
     p.add_argument("--threads", type=int, default=0)
@@ -119,12 +121,26 @@ def main() -> None:
     root = folder_root(src)  # the straightforward pipeline needs files on disk: a safe, cached extraction
     data = create_loaders(src, batch_size=args.batch_size, device="cuda" if torch.cuda.is_available() else "cpu")
     rows, out = [], {}
-    for name in args.models.split(","):
-        base = straightforward(name, str(root), args.batch_size, args.steps, args.warmup, args.workers)
-        fast, amp, cl = senet_pipeline(name, data, args.batch_size, args.steps, args.warmup, args.compile)
-        out[name] = {"straightforward": base, "senet": fast, "ratio": fast / base}
-        rows.append([name, f"{base:.0f}", f"{fast:.0f}", f"{fast / base:.2f}x"])
     names = args.models.split(",")
+    samples: dict[tuple[str, str], list[float]] = {}
+    # Alternate the pipelines round by round and report medians: on a shared machine the load drifts, and
+    # back-to-back single measurements mostly measure that drift.
+    for _ in range(args.rounds):
+        for name in names:
+            base = straightforward(name, str(root), args.batch_size, args.steps, args.warmup, args.workers)
+            fast, amp, cl = senet_pipeline(name, data, args.batch_size, args.steps, args.warmup, args.compile)
+            samples.setdefault((name, "straightforward"), []).append(base)
+            samples.setdefault((name, "senet"), []).append(fast)
+    for name in names:
+        base = statistics.median(samples[(name, "straightforward")])
+        fast = statistics.median(samples[(name, "senet")])
+        out[name] = {
+            "straightforward": base,
+            "senet": fast,
+            "ratio": fast / base,
+            "samples": {k: samples[(name, k)] for k in ("straightforward", "senet")},
+        }
+        rows.append([name, f"{base:.0f}", f"{fast:.0f}", f"{fast / base:.2f}x"])
     print_table(
         [
             "model",
@@ -133,7 +149,8 @@ def main() -> None:
             "senet / straightforward",
         ],
         rows,
-        title=f"CIFAR-10 training throughput, batch {args.batch_size}, {torch.get_num_threads()} threads",
+        title=f"CIFAR-10 training throughput, median of {args.rounds} rounds, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads",
     )
     if len(names) == 2:
         for kind in ("straightforward", "senet"):
@@ -143,6 +160,7 @@ def main() -> None:
     out.update(
         batch_size=args.batch_size,
         steps=args.steps,
+        rounds=args.rounds,
         torch=str(torch.__version__),
         compile=args.compile,
         machine=platform.processor() or platform.machine(),
