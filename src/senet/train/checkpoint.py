@@ -46,7 +46,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
         atomic_torch_save({"format": FORMAT, **state}, path)
     except OSError as exc:
         # The temporary file is removed and the rename never happened, so the previous checkpoint is intact.
-        kept = f"the previous checkpoint {str(path)!r} is intact" if path.is_file() else "no checkpoint was kept"
+        kept = (
+            f"the previous checkpoint {str(path)!r} is intact" if path.is_file() else "there was no earlier checkpoint"
+        )
         raise SenetError(
             f"cannot write checkpoint {str(path)!r}: {exc.strerror or exc}; {kept}. Free disk space (or pick "
             "another --output) and resume with --resume"
