@@ -210,11 +210,12 @@ def load_config(
         _apply(data, str(p), current)
     if overrides:
         parsed = {k: parse_value(v) if isinstance(v, str) else v for k, v in overrides.items()}
-        # A path-like or name-like string stays a string even when YAML reads it as something else.
+        # A path-like or name-like string stays exactly as typed even when YAML reads it as something else (a
+        # number, or "a #b" cut at the comment); only null/none still means None.
         types_ = _field_types()
         for k, v in list(parsed.items()):
             tp = types_.get(str(k).replace("-", "_"))
-            if isinstance(overrides[k], str) and tp in (str, str | None) and not isinstance(v, str) and v is not None:
+            if isinstance(overrides[k], str) and tp in (str, str | None) and v is not None:
                 parsed[k] = overrides[k]
         _apply(parsed, "command line", current)
     cfg = TrainConfig(**current)
