@@ -19,6 +19,9 @@ from _rel import assert_main_error, encode, rgb_image, senet, write_tree  # noqa
 from senet.data import create_loaders, detect_source, safe_extract  # noqa: E402
 from senet.errors import SenetError  # noqa: E402
 
+# The raw-pickle payload uses protocol 4; torch warns about it before refusing it.
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+
 
 class Evil:
     """Unpickling this calls ``open(marker, "w")``: the marker file appearing means code ran."""
