@@ -24,7 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_tree(root / "tree", n_train=20, n_test=10)
     archive = write_tar(root / "tree", root / "tiny.tar.gz")
     runs = {}
-    for model in ("resnet20", "se_resnet20"):
+    for model, epochs in (("resnet20", "2"), ("se_resnet20", "1")):
         out = root / model
         rc = main(
             [
@@ -34,9 +34,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "--data",
                 str(archive),
                 "--epochs",
-                "2",
+                epochs,
                 "--batch-size",
-                "40",
+                "30",
                 "--lr",
                 "0.05",
                 "--output",
