@@ -150,3 +150,19 @@ def test_cli_predict_bad_and_unusual_images(tmp_path: Path, capsys: pytest.Captu
         capsys, ["predict", "--checkpoint", str(tmp_path / "run"), "--device", "cpu", str(bad)], str(bad)
     )
     shutil.rmtree(tmp_path / "c", ignore_errors=True)
+
+
+def test_cli_eval_skip_bad_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from senet.cli import main
+    from senet.train import load_config, train
+
+    root = write_tree(tmp_path / "ds", n=8)
+    kw = dict(model="_rel:tiny_net", data=str(root), epochs=1, batch_size=8, device="cpu", progress="none")
+    train(load_config(None, dict(kw, output=str(tmp_path / "run"), cache_dir=str(tmp_path / "c"))), print_fn=print)
+    bad = root / "val" / "cat" / "zz_bad.png"
+    bad.write_bytes(BAD["not_an_image"])
+    argv = ["eval", "--checkpoint", str(tmp_path / "run"), "--device", "cpu", "--plot", "none"]
+    assert_main_error(capsys, argv, str(bad))
+    assert main([*argv, "--skip-bad-images"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["n"] == 16 and str(bad) in err
