@@ -152,3 +152,22 @@ def assert_main_error(capsys, argv: list[str], *needles: str) -> str:  # noqa: A
     for n in needles:
         assert n in err, (n, err)
     return err
+
+
+class SignalAt(nn.Module):
+    """``tiny_net`` that sends its own process SIGTERM during its ``at``-th training call (an in-process stand-in
+    for ``kill -TERM`` arriving mid-step)."""
+
+    def __init__(self, num_classes: int = 2, at: int = 6) -> None:
+        super().__init__()
+        self.body = tiny_net(num_classes)
+        self.calls, self.at = 0, at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import signal
+
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return self.body(x)

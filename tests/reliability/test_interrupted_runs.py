@@ -189,3 +189,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert result["status"] == "non_finite_loss" and result["step"] == 2
     assert "non-finite loss at step 2" in err and "no checkpoint was written yet" in err
     assert not (run / "last.pt").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_mid_step_finishes_the_step_then_resume_is_exact(ds: Path, tmp_path: Path) -> None:
+    from _rel import SignalAt
+
+    msgs: list[str] = []
+    ref = tmp_path / "ref"
+    train(_cfg(ds, ref, epochs=3, deterministic=True, seed=4), model=SignalAt(at=10**9), print_fn=msgs.append)
+    run = tmp_path / "run"
+    # SIGTERM arrives inside the 6th forward pass (epoch 2, step 2 of 4): that step completes, then it stops.
+    r = train(_cfg(ds, run, epochs=3, deterministic=True, seed=4), model=SignalAt(at=6), print_fn=msgs.append)
+    assert r["status"] == "interrupted" and (r["epoch"], r["step"]) == (2, 2), r
+    ck = load_checkpoint(run)
+    assert (ck["epoch"], ck["step_in_epoch"]) == (1, 2)
+    assert any(f"Resume: senet train --output {run} --resume" in m for m in msgs), msgs
+    r = train(_cfg(ds, run, epochs=3, deterministic=True, seed=4, resume=True), model=SignalAt(at=10**9))
+    assert r["status"] == "done"
+    a, b = load_checkpoint(ref)["model"], load_checkpoint(run)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
