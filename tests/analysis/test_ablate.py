@@ -110,7 +110,9 @@ def test_named_grids_cover_the_paper() -> None:
         "stage 5",
         "all",
     ]
-    assert named_grid("attention").cells[0].model_kwargs == {"attn_layer": None}
+    assert named_grid("attention").cells[0].model_kwargs == {
+        "attn_layer": "none"
+    }  # a string: create_model prunes None overrides
     with pytest.raises(SenetError, match="unknown grid"):
         named_grid("nope")
 

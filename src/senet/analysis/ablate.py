@@ -174,7 +174,7 @@ def _grids(stages: Sequence[int]) -> dict[str, Grid]:
             "attention",
             "attention block",
             [
-                Cell("none", {"attn_layer": None}, paper=(24.80, 7.48)),
+                Cell("none", {"attn_layer": "none"}, paper=(24.80, 7.48)),
                 Cell("SE", _se(), paper=(23.29, 6.62)),
                 Cell("ECA", {"attn_layer": "eca"}, paper=(22.52, 6.32)),
                 Cell("CBAM", {"attn_layer": "cbam"}, paper=(22.66, 6.31)),
