@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
+
+# Decoded-dataset caches go to a throw-away folder, never into the user's ~/.cache/senet.
+os.environ.setdefault("SENET_CACHE_DIR", tempfile.mkdtemp(prefix="senet-test-cache-"))
 
 torch.set_num_threads(int(os.environ.get("SENET_TEST_THREADS", "1")))
 
