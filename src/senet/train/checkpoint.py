@@ -74,9 +74,25 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return ckpt
 
 
-def build_model(name: str, num_classes: int, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """A zoo model by name, or ``package.module:callable`` for your own (called with ``num_classes`` and kwargs)."""
+def build_model(
+    name: str,
+    num_classes: int,
+    kwargs: dict[str, Any] | None = None,
+    retrofit: str | None = None,
+    weights: str | None = None,
+) -> nn.Module:
+    """A zoo model by name, or ``package.module:callable`` for your own (called with ``num_classes`` and kwargs).
+
+    With ``retrofit`` (``torchvision:resnet18``, ...), the network named there gets attention inserted by
+    :func:`senet.retrofit.build_retrofit_model` (``kwargs`` are its options, ``weights`` the original weights) and
+    ``name`` is ignored.
+    """
     kwargs = dict(kwargs or {})
+    if retrofit:
+        from senet.retrofit import build_retrofit_model
+
+        model, _ = build_retrofit_model(retrofit, weights=weights, num_classes=num_classes, **kwargs)
+        return model
     if ":" in name:
         import importlib
 
@@ -94,7 +110,8 @@ def build_model(name: str, num_classes: int, kwargs: dict[str, Any] | None = Non
 def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> nn.Module:
     """Rebuild the trained model (EMA weights when present and ``use_ema``) in eval mode on CPU."""
     cfg = ckpt["config"]
-    model = build_model(cfg["model"], len(ckpt["classes"]), cfg.get("model_kwargs"))
+    # A retrofitted run is rebuilt without the original weights: the checkpoint holds all of them.
+    model = build_model(cfg["model"], len(ckpt["classes"]), cfg.get("model_kwargs"), cfg.get("retrofit"))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     try:
         model.load_state_dict(state)

@@ -26,6 +26,10 @@ class TrainConfig:
     # What to train, on what.
     model: str = "resnet20"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Retrofit (senet.retrofit): insert attention into an existing network instead of building `model`.
+    retrofit: str | None = None  # torchvision:NAME | timm:NAME | senet:NAME; model_kwargs go to senet.retrofit
+    weights: str | None = None  # that network's weights (.pt/.pth/.safetensors, read with weights_only=True)
+    freeze_epochs: int = 0  # train only the new attention parameters and the classifier for the first N epochs
     data: str | None = None  # dataset path, or a folder holding datasets; None: $SENET_DATA_DIR or ../shared/data
     dataset: str = "cifar10"  # the name looked up inside a data folder (cifar10, cifar100, imagenette, imagenet)
     download: bool = False
@@ -166,6 +170,10 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:
         raise SenetError("weight_decay, warmup_epochs, pad, cutout and train_subset must not be negative")
+    if cfg.freeze_epochs < 0 or (cfg.freeze_epochs and not cfg.retrofit):
+        raise SenetError(f"freeze_epochs must be >= 0 and needs --retrofit, got {cfg.freeze_epochs}")
+    if cfg.weights and not cfg.retrofit:
+        raise SenetError("--weights is the original network's weights for --retrofit; give --retrofit too")
     if not 0.0 < cfg.crop_pct <= 1.0:
         raise SenetError(f"crop_pct must be in (0, 1], got {cfg.crop_pct}")
 

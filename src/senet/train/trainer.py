@@ -269,7 +269,14 @@ def _train(
         raise SenetError(f"batch size {cfg.batch_size} leaves no full training batch")
 
     torch.manual_seed(cfg.seed)
-    model = model_override if model_override is not None else build_model(cfg.model, num_classes, cfg.model_kwargs)
+    if model_override is not None:
+        model = model_override
+    else:
+        # On resume the checkpoint restores every weight: the original network's file is not needed again.
+        weights = None if ckpt is not None else cfg.weights
+        model = build_model(cfg.model, num_classes, cfg.model_kwargs, cfg.retrofit, weights)
+    if cfg.freeze_epochs and info.enabled:
+        raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
     if cfg.sync_bn and info.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -299,6 +306,13 @@ def _train(
         start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         partial = list(ckpt.get("partial", partial))
         say(f"senet train: resuming {str(last)!r} at epoch {start_epoch + 1}, step {start_step}")
+
+    if cfg.freeze_epochs and start_epoch < cfg.freeze_epochs:
+        # The optimizer already holds every parameter; frozen ones get no gradient, so SGD/AdamW leave them alone.
+        from senet.retrofit import freeze_backbone
+
+        freeze_backbone(model)
+        say(f"senet train: epochs 1-{cfg.freeze_epochs} train only the new attention parameters and the classifier")
 
     train_model: nn.Module = model
     if cfg.compile:
@@ -366,6 +380,10 @@ def _train(
     t_start = time.time()
     with _StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
+            if cfg.freeze_epochs and epoch == cfg.freeze_epochs:
+                from senet.retrofit import unfreeze
+
+                unfreeze(model)
             train_model.train()
             data.train.set_epoch(epoch, start_step)
             sums = torch.tensor(partial if start_step else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
