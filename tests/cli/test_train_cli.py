@@ -123,3 +123,17 @@ def test_predict_bad_image(trained: dict, tmp_path: Path, capsys: pytest.Capture
     bad.write_bytes(b"not an image")
     assert main(["predict", str(bad), "--checkpoint", str(trained["runs"]["resnet20"])]) == 2
     assert "cannot decode image" in capsys.readouterr().err
+
+
+def test_predict_with_the_onnx_export_matches_pytorch(trained: dict, tmp_path: Path, capsys) -> None:
+    run = trained["runs"]["se_resnet20"]
+    onnx_file = tmp_path / "se_resnet20.onnx"
+    assert main(["export", str(run / "last.pt"), "--format", "onnx", "--output", str(onnx_file)]) == 0
+    img = next((trained["root"] / "tree" / "test" / "cat").glob("*.png"))
+    capsys.readouterr()
+    assert main(["predict", str(img), "--checkpoint", str(run), "--top-k", "3"]) == 0
+    torch_top = _json_line(capsys.readouterr().out)["predictions"][0]["top"]
+    assert main(["predict", str(img), "--checkpoint", str(run), "--top-k", "3", "--onnx", str(onnx_file)]) == 0
+    onnx_top = _json_line(capsys.readouterr().out)["predictions"][0]["top"]
+    assert [p["class"] for p in onnx_top] == [p["class"] for p in torch_top]
+    assert all(abs(a["prob"] - b["prob"]) <= 1e-4 for a, b in zip(onnx_top, torch_top))

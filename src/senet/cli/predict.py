@@ -17,6 +17,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per image (default: 5)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
+    p.add_argument(
+        "--onnx",
+        default=None,
+        metavar="FILE",
+        help="run this ONNX export (of the --checkpoint run) with onnxruntime instead of PyTorch; the checkpoint "
+        "still supplies class names and preprocessing (default: off)",
+    )
     return p
 
 
@@ -53,7 +60,17 @@ def run(args: argparse.Namespace) -> int:
         raise SenetError(f"--top-k must be positive, got {args.top_k}")
     ckpt = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
-    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
+    if args.onnx:
+        from senet.export import OnnxPredictor
+
+        onnx_model = OnnxPredictor(args.onnx)
+
+        def model(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(onnx_model(x.cpu()))
+
+        device = torch.device("cpu")
+    else:
+        model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
     names = list(ckpt.get("class_names") or ckpt["classes"])
     k = min(args.top_k, len(names))
     results = []
@@ -73,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
             [[r + 1, d["class"], f"{d['prob']:.4f}"] for r, d in enumerate(preds)],
             title=str(path),
         )
-    print(json.dumps({"checkpoint": str(args.checkpoint), "predictions": results}))
+    print(json.dumps({"checkpoint": str(args.checkpoint), "onnx": args.onnx, "predictions": results}))
     return 0
