@@ -77,6 +77,7 @@ def load_slice(archive: Path, per_class: dict[str, int]) -> dict[str, tuple[np.n
 def build_model(attn: str, width: int = 32):
     """Three conv stages (width, 2*width, 4*width) with an attention block after each, GAP, linear classifier."""
     import keras
+
     import senet.keras as sk
 
     blocks = {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import torch
 
-import keras
 import senet.layers as tl
 from senet.errors import SenetError
 from senet.keras import CBAM, ECA, SCSE, EffectiveSE, SqueezeExcite, from_torch, to_torch

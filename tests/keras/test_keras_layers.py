@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import torch
 
-import keras
 import senet.layers as tl
 from senet.errors import SenetError
 from senet.keras import CBAM, ECA, SCSE, EffectiveSE, SqueezeExcite, to_torch

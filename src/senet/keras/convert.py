@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 import torch
 from torch import nn
 
-import keras
 from senet import layers as tl
 from senet.errors import SenetError
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import keras
 from keras import ops
+
 from senet.errors import SenetError
 from senet.layers.eca import eca_kernel_size
 from senet.layers.helpers import SQUEEZES, resolve_rd_channels
