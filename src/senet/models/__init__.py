@@ -10,12 +10,13 @@ Every model has ``forward_features``, ``forward_head(x, pre_logits=False)``, ``r
 """
 
 # Model files register their entrypoints on import.
-from . import cifar_resnet, mobilenet, resnet, vgg
+from . import cifar_resnet, mobilenet, resnet, speednet, vgg
 from ._base import ClassifierModel
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
 from ._summary import LayerRow, ModelSummary, summary
 from .mobilenet import MobileNetV2
 from .resnet import ATTN_POSITIONS, ResNet
+from .speednet import SpeedNet
 from .vgg import VGG
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "ModelSummary",
     "MobileNetV2",
     "ResNet",
+    "SpeedNet",
     "VGG",
     "create_model",
     "is_model",
