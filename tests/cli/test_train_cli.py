@@ -75,6 +75,19 @@ def test_eval_reports_errors_per_class_and_plot(trained: dict, capsys: pytest.Ca
     assert r["top1"] == pytest.approx(train_top1, abs=1e-6), "eval must reproduce the end-of-training test accuracy"
 
 
+def test_eval_tta_defaults_to_the_run_and_can_be_chosen(trained: dict, capsys: pytest.CaptureFixture) -> None:
+    run = trained["runs"]["resnet20"]
+    base = ["eval", "--checkpoint", str(run), "--device", "cpu", "--plot", "none"]
+    capsys.readouterr()
+    assert main(base) == 0
+    plain = _json_line(capsys.readouterr().out)
+    assert plain["tta"] == "none"
+    assert main([*base, "--tta", "flip_translate"]) == 0
+    tta = _json_line(capsys.readouterr().out)
+    assert tta["tta"] == "flip_translate" and tta["n"] == plain["n"]
+    assert tta["loss"] != plain["loss"], "six averaged views cannot give the very same loss as one"
+
+
 def test_predict_prints_topk(trained: dict, capsys: pytest.CaptureFixture) -> None:
     img = next((trained["root"] / "tree" / "test" / "dog").glob("*.png"))
     capsys.readouterr()

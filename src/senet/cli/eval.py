@@ -19,6 +19,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4, metavar="N", help="loader workers, large images (default: 4)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
     p.add_argument(
+        "--tta",
+        choices=("none", "flip", "flip_translate"),
+        help="test-time augmentation (default: the run's `tta` setting)",
+    )
+    p.add_argument(
         "--skip-bad-images",
         action="store_true",
         help="leave out undecodable image files and list them (default: stop)",
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             "evaluate on the dataset it was trained on"
         )
     amp = resolve_amp("auto", device)
-    r = evaluate(model, data.eval, len(data.classes), device=device, amp=amp)
+    tta = args.tta or cfg.get("tta", "none")
+    r = evaluate(model, data.eval, len(data.classes), device=device, amp=amp, tta=tta)
     names = list(ckpt.get("class_names") or ckpt["classes"])
     print_table(
         ["class", "accuracy %", "images"],
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 "checkpoint": str(args.checkpoint),
                 "data": str(path),
                 "n": r["n"],
+                "tta": tta,
                 "top1": round(r["top1"], 4),
                 "top5": round(r["top5"], 4),
                 "top1_err": round(100 - r["top1"], 4),

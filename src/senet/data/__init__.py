@@ -79,6 +79,7 @@ def create_loaders(
     img_size: int | None = None,
     crop_pct: float = 0.875,
     pad: int = 4,
+    pad_mode: str = "zeros",
     flip: bool = True,
     cutout: int = 0,
     workers: int = 4,
@@ -123,7 +124,7 @@ def create_loaders(
             device=device, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last
         )
         train_loader = (
-            TensorLoader(tr, batch_size, train=True, pad=pad, flip=flip, cutout=cutout, **kw)
+            TensorLoader(tr, batch_size, train=True, pad=pad, pad_mode=pad_mode, flip=flip, cutout=cutout, **kw)
             if tr is not None
             else None
         )

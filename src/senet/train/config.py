@@ -39,6 +39,7 @@ class TrainConfig:
     img_size: int | None = None  # dataloader path only (default 224); the tensor path keeps the stored size
     crop_pct: float = 0.875
     pad: int = 4
+    pad_mode: str = "zeros"  # zeros | reflect: how the random-translate crop fills the border (tensor path)
     flip: bool = True
     cutout: int = 0
     workers: int = 4
@@ -56,7 +57,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 5e-4
     wd_skip_norm_bias: bool = True
-    schedule: str = "cosine"  # step | cosine | onecycle | constant
+    schedule: str = "cosine"  # step | cosine | linear | onecycle | constant
     milestones: list[float] = field(default_factory=lambda: [100.0, 150.0])
     gamma: float = 0.1
     warmup_epochs: float = 0.0
@@ -64,6 +65,9 @@ class TrainConfig:
     min_lr: float = 0.0
     onecycle_pct: float = 0.25
     label_smoothing: float = 0.0
+    bias_lr_scale: float = 1.0  # lr multiplier for normalisation layers' scales and shifts (needs wd_skip_norm_bias)
+    data_init_images: int = 5000  # images for a model's data-dependent init (SpeedNet whitening); 0 skips it
+    tta: str = "none"  # test-time augmentation at evaluation: none | flip | flip_translate
     grad_clip: float = 0.0
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay, evaluated too
     # Speed.
@@ -147,11 +151,13 @@ def parse_value(text: str) -> Any:
 
 _CHOICES = {
     "optimizer": ("sgd", "adamw"),
-    "schedule": ("step", "cosine", "onecycle", "constant"),
+    "schedule": ("step", "cosine", "linear", "onecycle", "constant"),
     "amp": ("auto", "bf16", "fp16", "fp32"),
     "channels_last": ("auto", "true", "false"),
     "loader": ("auto", "tensor", "dataloader"),
     "progress": ("auto", "bar", "lines", "none"),
+    "pad_mode": ("zeros", "reflect"),
+    "tta": ("none", "flip", "flip_translate"),
 }
 
 
@@ -168,6 +174,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"ema must be in [0, 1), got {cfg.ema}")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise SenetError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.bias_lr_scale <= 0 or cfg.data_init_images < 0:
+        raise SenetError("bias_lr_scale must be positive and data_init_images not negative")
     if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:
         raise SenetError("weight_decay, warmup_epochs, pad, cutout and train_subset must not be negative")
     if cfg.freeze_epochs < 0 or (cfg.freeze_epochs and not cfg.retrofit):

@@ -250,6 +250,7 @@ def _train(
         img_size=cfg.img_size,
         crop_pct=cfg.crop_pct,
         pad=cfg.pad,
+        pad_mode=cfg.pad_mode,
         flip=cfg.flip,
         cutout=cfg.cutout,
         workers=cfg.workers,
@@ -275,6 +276,10 @@ def _train(
         # On resume the checkpoint restores every weight: the original network's file is not needed again.
         weights = None if ckpt is not None else cfg.weights
         model = build_model(cfg.model, num_classes, cfg.model_kwargs, cfg.retrofit, weights)
+    if ckpt is None and cfg.data_init_images > 0 and hasattr(model, "init_whitening"):
+        # A data-dependent init (SpeedNet's patch whitening) from the first training batches of epoch 0. Under DDP
+        # each rank sees its own slice; DDP's constructor then broadcasts rank 0's weights to all.
+        model.init_whitening(_first_images(data.train, cfg.data_init_images))
     if cfg.freeze_epochs and info.enabled:
         raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
     if cfg.sync_bn and info.enabled:
@@ -463,6 +468,7 @@ def _train(
                         amp=amp,
                         dist_info=info,
                         with_confusion=False,
+                        tta=cfg.tta,
                     )
                     row.update(eval_loss=last_eval["loss"], eval_top1=last_eval["top1"], eval_top5=last_eval["top5"])
                     if ema is not None:
@@ -474,6 +480,7 @@ def _train(
                             amp=amp,
                             dist_info=info,
                             with_confusion=False,
+                            tta=cfg.tta,
                         )
                         row.update(ema_top1=e["top1"], ema_top5=e["top5"])
                 row["wall_time_s"] = time.time() - t_start
@@ -512,6 +519,19 @@ def _train(
     if info.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _first_images(loader: Any, n: int) -> torch.Tensor:
+    """Up to ``n`` images from the first training batches of epoch 0 (on the CPU, in float32)."""
+    loader.set_epoch(0)
+    got: list[torch.Tensor] = []
+    count = 0
+    for x, _ in loader:
+        got.append(x.detach().float().cpu())
+        count += x.shape[0]
+        if count >= n:
+            break
+    return torch.cat(got)[:n]
 
 
 def _progress(logger: _Logger, epoch: int, epochs: int, total: int, done: int) -> Any:
