@@ -115,3 +115,35 @@ def test_trainer_runs_whitening_init_and_tta(tmp_path: Path) -> None:
     assert result["status"] == "done" and 0 <= result["top1"] <= 100
     w = model.whiten.weight
     assert not torch.equal(w, before) and torch.equal(w[12:], -w[:12])  # set from data, frozen during training
+
+
+def test_speedrun_recipe_resumes_bit_identically(tmp_path: Path) -> None:
+    # The whitening init runs once, before step 0; a resumed run restores it from the checkpoint instead.
+    write_tree(tmp_path / "ds", n_train=16, n_test=4)
+
+    def cfg(out: str, **kw: object):  # noqa: ANN202
+        base = {
+            "data": str(tmp_path / "ds"),
+            "output": str(tmp_path / out),
+            "cache_dir": str(tmp_path / "cache"),
+            "model_kwargs": {"widths": [8, 16, 16]},
+            "epochs": 2,
+            "batch_size": 8,
+            "eval_batch_size": 8,
+            "progress": "none",
+            "data_init_images": 8,
+            "channels_last": "false",
+            "deterministic": True,
+            "tta": "flip",
+        }
+        return load_config(RECIPE, {**base, **kw})
+
+    quiet = {"print_fn": lambda *a: None}
+    full = train(cfg("full"), **quiet)
+    assert train(cfg("split"), stop_after_steps=3, **quiet)["status"] == "interrupted"
+    split = train(cfg("split", resume=True), **quiet)
+    assert split["status"] == "done" and split["top1"] == full["top1"]
+    from senet.train import load_checkpoint
+
+    a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "split")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
