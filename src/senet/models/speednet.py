@@ -26,15 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet.layers import create_attn
+from senet.layers import attn_knobs, create_attn
 
 from ._base import ClassifierModel, attn_name, check_positive_classes
 from ._registry import register_model
 
 __all__ = ["SpeedNet"]
 
-#: CIFAR-sized default attention width: SE r=16 would give 64-channel group 1 just 4 hidden units, the CIFAR
-#: ResNets' floor (see senet.models.cifar_resnet); the same floor applies here.
+#: Smallest SE/CBAM hidden width, as for the CIFAR ResNets (senet.models.cifar_resnet.CIFAR_RD_MIN): with the default
+#: widths r = 16 already gives >= 4 units; the floor matters for narrower ``widths``.
 _RD_MIN = 4
 
 
@@ -75,9 +75,9 @@ class SpeedNet(ClassifierModel):
 
     Args:
         num_classes: classifier outputs (0: none, ``forward`` returns the pooled features).
-        in_chans: input channels.
+        in_chans: input channels (the whitening conv has ``2 * in_chans * 4`` filters: every 2x2 patch direction and
+            its negative).
         widths: the three conv-group widths.
-        whiten_width: 2x2 patch whitening filters are ``2 * in_chans * 4``; fixed by ``in_chans``.
         attn_layer: attention after each conv group (``None``/``"none"``, ``"se"``, ``"eca"``, ``"cbam"``, ...).
         attn_kwargs: its options; SE-like kinds default to ``rd_min=4``.
         bn_momentum: BatchNorm running-stat momentum (PyTorch convention: weight of the new batch).
@@ -107,8 +107,6 @@ class SpeedNet(ClassifierModel):
         self.act = nn.GELU()
         groups, attns, prev = [], [], whiten
         kwargs = dict(attn_kwargs or {})
-        from senet.layers import attn_knobs
-
         knobs = attn_knobs(attn_layer) if attn_layer not in (None, "none") else {}
         if knobs and "rd_min" in knobs and "rd_channels" not in kwargs:
             kwargs.setdefault("rd_min", _RD_MIN)
