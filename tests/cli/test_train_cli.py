@@ -120,7 +120,7 @@ def test_resume_extends_a_finished_run(trained: dict, capsys: pytest.CaptureFixt
     [
         (["train", "--data", "/nonexistent/x", "--epochs", "1"], "does not exist"),
         (["train", "--epochs", "1", "--warmup", "2"], "unknown config key 'warmup'"),
-        (["train", "--lr", "0.1", "--schedule", "linear"], "schedule must be one of"),
+        (["train", "--lr", "0.1", "--schedule", "triangle"], "schedule must be one of"),
         (["eval", "--checkpoint", "/nonexistent.pt"], "does not exist"),
         (["compare", "/nonexistent"], "not a run folder"),
     ],

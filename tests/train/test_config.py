@@ -35,7 +35,7 @@ def test_base_config_sits_under_yaml_and_overrides(tmp_path: Path) -> None:
         ({"lr": "fast"}, "lr must be a number"),
         ({"nesterov": "maybe"}, "nesterov must be true or false"),
         ({"milestones": "30"}, "milestones must be a list"),
-        ({"schedule": "linear"}, "schedule must be one of"),
+        ({"schedule": "triangle"}, "schedule must be one of"),
         ({"lr": "-1"}, "lr must be positive"),
         ({"ema": "1.5"}, r"ema must be in \[0, 1\)"),
     ],
