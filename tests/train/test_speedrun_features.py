@@ -92,12 +92,14 @@ def test_recipe_loads_and_unknown_tta_is_refused() -> None:
         load_config(RECIPE, {"tta": "ten_crop"})
 
 
-def test_trainer_runs_whitening_init_and_tta(tmp_path: Path) -> None:
-    write_tree(tmp_path / "ds", n_train=16, n_test=4)
-    overrides = {
-        "data": str(tmp_path / "ds"),
-        "output": str(tmp_path / "run"),
-        "cache_dir": str(tmp_path / "cache"),
+def _tiny_recipe(root: Path, out: str, **kw: object):  # noqa: ANN202
+    """The speedrun recipe on a 16-image tree with a narrow SpeedNet (widths 8/16/16)."""
+    if not (root / "ds").is_dir():
+        write_tree(root / "ds", n_train=16, n_test=4)
+    base = {
+        "data": str(root / "ds"),
+        "output": str(root / out),
+        "cache_dir": str(root / "cache"),
         "model_kwargs": {"widths": [8, 16, 16]},
         "epochs": 1,
         "batch_size": 16,
@@ -106,12 +108,15 @@ def test_trainer_runs_whitening_init_and_tta(tmp_path: Path) -> None:
         "data_init_images": 12,
         "channels_last": "false",
     }
-    cfg = load_config(RECIPE, overrides)
+    return load_config(RECIPE, {**base, **kw})
+
+
+def test_trainer_runs_whitening_init_and_tta(tmp_path: Path) -> None:
     from senet.models import create_model
 
     model = create_model("se_speednet", num_classes=4, widths=(8, 16, 16))
     before = model.whiten.weight.clone()
-    result = train(cfg, model=model)
+    result = train(_tiny_recipe(tmp_path, "run"), model=model)
     assert result["status"] == "done" and 0 <= result["top1"] <= 100
     w = model.whiten.weight
     assert not torch.equal(w, before) and torch.equal(w[12:], -w[:12])  # set from data, frozen during training
@@ -119,24 +124,9 @@ def test_trainer_runs_whitening_init_and_tta(tmp_path: Path) -> None:
 
 def test_speedrun_recipe_resumes_bit_identically(tmp_path: Path) -> None:
     # The whitening init runs once, before step 0; a resumed run restores it from the checkpoint instead.
-    write_tree(tmp_path / "ds", n_train=16, n_test=4)
-
     def cfg(out: str, **kw: object):  # noqa: ANN202
-        base = {
-            "data": str(tmp_path / "ds"),
-            "output": str(tmp_path / out),
-            "cache_dir": str(tmp_path / "cache"),
-            "model_kwargs": {"widths": [8, 16, 16]},
-            "epochs": 2,
-            "batch_size": 8,
-            "eval_batch_size": 8,
-            "progress": "none",
-            "data_init_images": 8,
-            "channels_last": "false",
-            "deterministic": True,
-            "tta": "flip",
-        }
-        return load_config(RECIPE, {**base, **kw})
+        small = {"epochs": 2, "batch_size": 8, "eval_batch_size": 8, "data_init_images": 8, "tta": "flip"}
+        return _tiny_recipe(tmp_path, out, deterministic=True, **small, **kw)
 
     quiet = {"print_fn": lambda *a: None}
     full = train(cfg("full"), **quiet)
