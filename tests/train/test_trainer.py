@@ -143,3 +143,33 @@ def test_weight_decay_skips_norm_and_bias() -> None:
     assert g[1]["weight_decay"] == 0 and all(p.ndim == 1 for p in g[1]["params"])
     assert all(p.ndim > 1 for p in g[0]["params"])
     assert sum(p.numel() for grp in g for p in grp["params"]) == sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("check_every", [2, 50])
+def test_non_finite_loss_found_exactly_when_checked_every_n_steps(
+    tiny: Path, tmp_path: Path, check_every: int
+) -> None:
+    """Host reads of the flags are deferred (GPU default), yet the report names the first bad step exactly."""
+    run = tmp_path / f"nan{check_every}"
+    msgs: list[str] = []
+    r = train(_cfg(tiny, run, ema=0.0, check_every=check_every), model=Bomb(after=5), print_fn=msgs.append)
+    assert r["status"] == "non_finite_loss" and r["step"] == 4 and r["epoch"] == 2
+    assert any("non-finite loss at step 4" in m for m in msgs)
+    assert load_checkpoint(run)["epoch"] == 1
+
+
+def test_meta_records_machine_and_precision_decision(tiny: Path, tmp_path: Path) -> None:
+    run = tmp_path / "meta"
+    msgs: list[str] = []
+    train(_cfg(tiny, run, epochs=1, ema=0.0, amp="fp32"), print_fn=msgs.append)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["amp"] == "fp32" and meta["cpu_model"] and meta["cpu_capability"] in (
+        "amx",
+        "avx512_bf16",
+        "avx512",
+        "avx2",
+        "baseline",
+        "unknown",
+    )
+    assert "asked for amp fp32" in meta["precision_reason"]
+    assert msgs[0].startswith("senet train: ") and meta["cpu_capability"] in msgs[0]

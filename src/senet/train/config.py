@@ -72,8 +72,8 @@ class TrainConfig:
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay, evaluated too
     # Speed.
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto | bf16 | fp16 | fp32; auto: bf16 on CUDA and on CPUs with AMX, else fp32
-    channels_last: str = "auto"  # auto | true | false; auto: with bf16 autocast
+    amp: str = "auto"  # auto | bf16 | fp16 | fp32; auto: bf16 on CUDA and on CPUs with AMX / AVX-512 BF16
+    channels_last: str = "auto"  # auto | true | false; auto: follows the device (senet.utils.hardware)
     compile: bool = False
     threads: int = 0  # > 0: torch.set_num_threads
     # Reproducibility and bookkeeping.
@@ -82,6 +82,7 @@ class TrainConfig:
     eval_every: int = 1
     checkpoint_every: int = 1
     log_interval: int = 50
+    check_every: int = 0  # steps between host reads of the non-finite/stop flags; 0: 1 on CPU, 25 on GPU
     progress: str = "auto"  # auto | bar | lines | none
     tensorboard: bool = False
     resume: bool = False
@@ -168,6 +169,8 @@ def _validate(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size", "eval_every", "checkpoint_every", "log_interval"):
         if getattr(cfg, key) <= 0:
             raise SenetError(f"{key} must be positive, got {getattr(cfg, key)}")
+    if cfg.check_every < 0:
+        raise SenetError(f"check_every must be >= 0 (0: automatic), got {cfg.check_every}")
     if cfg.lr <= 0:
         raise SenetError(f"lr must be positive, got {cfg.lr}")
     if not 0.0 <= cfg.ema < 1.0:

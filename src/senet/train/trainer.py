@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.utils.hardware import auto_precision, machine_info
 
 from .checkpoint import build_model, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_dict
@@ -45,19 +46,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles, the only CPUs where bf16 training beats fp32 (measured on AVX2: ~4x slower)."""
-    fn = getattr(getattr(torch._C, "_cpu", None), "_is_amx_tile_supported", None)
-    return bool(fn()) if fn is not None else False
-
-
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA and on AMX CPUs, fp32 elsewhere. fp16 is CUDA-only (it needs a grad scaler)."""
-    if amp == "auto":
-        return "bf16" if device.type == "cuda" or cpu_has_amx() else "fp32"
+    """``auto``: what :func:`senet.utils.hardware.auto_precision` picks for the device. fp16 is CUDA-only."""
     if amp == "fp16" and device.type != "cuda":
         raise SenetError("amp fp16 needs a CUDA device: use amp bf16 or fp32 on CPU")
-    return amp
+    return auto_precision(device, amp).amp
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:
@@ -221,8 +214,12 @@ def _train(
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    amp = resolve_amp(cfg.amp, device)
-    channels_last = cfg.channels_last == "true" or (cfg.channels_last == "auto" and amp != "fp32")
+    resolve_amp(cfg.amp, device)  # validates fp16-on-CPU with its one-line error
+    precision = auto_precision(device, cfg.amp, cfg.channels_last)
+    amp, channels_last = precision.amp, precision.channels_last
+    machine = machine_info(device)
+    where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
+    say(f"senet train: {where}; {precision.reason}")
 
     run_dir = run_dir_for(cfg)
     last = run_dir / "last.pt"
@@ -336,6 +333,8 @@ def _train(
         "device": str(device),
         "amp": amp,
         "channels_last": channels_last,
+        "precision_reason": precision.reason,
+        **machine,
         "world_size": info.world_size,
         "data_path": str(data_path),
         "loader": data.loader,
@@ -383,6 +382,7 @@ def _train(
     steps_this_call = 0
     last_eval: dict[str, Any] = {}
     t_start = time.time()
+    check_every = cfg.check_every or (1 if device.type == "cpu" else 25)
     with _StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             if cfg.freeze_epochs and epoch == cfg.freeze_epochs:
@@ -395,24 +395,39 @@ def _train(
             t0, seen = time.time(), 0
             bar = _progress(logger, epoch, cfg.epochs, steps_per_epoch, start_step)
             step = start_step
+            # The non-finite check and the stop flag are read on the host only every `check_every` steps (and at
+            # the last step of an epoch): a per-step `.item()` would make a fast GPU wait for the host each step.
+            # The first bad step is kept on the device, so the report names it exactly either way.
+            gstep_dev = torch.tensor(epoch * steps_per_epoch + step, device=device)
+            first_bad = torch.full((), -1, dtype=torch.long, device=device)
             for x, y in data.train:
                 with autocast_context(device, amp):
                     logits = train_model(x)
                     loss = criterion(logits.float(), y)
-                flags = torch.tensor(
-                    [0.0 if torch.isfinite(loss) else 1.0, 1.0 if stop.signum else 0.0], device=device
-                )
-                all_reduce_sum(flags, info)
-                if flags[0] > 0:
-                    gstep = epoch * steps_per_epoch + step
-                    _close(bar)
-                    where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
-                    say(
-                        f"senet train: non-finite loss at step {gstep} (epoch {epoch + 1}, batch {step}); "
-                        f"stopping; {where}. Lower --lr, add warmup_epochs, or use amp fp32."
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), gstep_dev, first_bad)
+                gstep_dev += 1
+                checking = (step + 1) % check_every == 0 or step + 1 == steps_per_epoch
+                stop_seen = False
+                if checking:
+                    flags = torch.stack(
+                        [
+                            (first_bad >= 0).double(),
+                            torch.tensor(float(bool(stop.signum)), device=device, dtype=torch.float64),
+                        ]
                     )
-                    result = {"status": "non_finite_loss", "step": gstep, "epoch": epoch + 1}
-                    break
+                    all_reduce_sum(flags, info)
+                    bad_now, stop_seen = flags.tolist()
+                    if bad_now > 0:
+                        gstep = int(first_bad) if int(first_bad) >= 0 else epoch * steps_per_epoch + step
+                        _close(bar)
+                        where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
+                        say(
+                            f"senet train: non-finite loss at step {gstep} (epoch {epoch + 1}, batch "
+                            f"{gstep - epoch * steps_per_epoch}); stopping; {where}. Lower --lr, add warmup_epochs, "
+                            "or use amp fp32."
+                        )
+                        result = {"status": "non_finite_loss", "step": gstep, "epoch": epoch + 1}
+                        break
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
@@ -431,13 +446,13 @@ def _train(
                 seen += n
                 step += 1
                 steps_this_call += 1
-                _advance(bar, seen * info.world_size / max(1e-9, time.time() - t0), float(loss.detach()))
+                _advance(bar, seen * info.world_size / max(1e-9, time.time() - t0), loss if checking else None)
                 if logger.mode == "lines" and step % cfg.log_interval == 0 and info.is_main:
                     say(
                         f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {float(loss.detach()):.4f} "
                         f"{seen * info.world_size / max(1e-9, time.time() - t0):.0f} img/s"
                     )
-                want_stop = flags[1] > 0 or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
+                want_stop = stop_seen > 0 or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
                 if want_stop and step < steps_per_epoch:
                     _close(bar)
                     checkpoint(epoch, step, sums.tolist())
@@ -552,9 +567,14 @@ def _progress(logger: _Logger, epoch: int, epochs: int, total: int, done: int) -
     return p
 
 
-def _advance(bar: Any, speed: float, loss: float) -> None:
-    if bar is not None:
-        bar.update(bar.task_ids[0], advance=1, speed=speed, loss=loss)
+def _advance(bar: Any, speed: float, loss: torch.Tensor | None) -> None:
+    """One step on the bar; the loss (a host sync) is shown only on the steps that check it anyway."""
+    if bar is None:
+        return
+    if loss is None:
+        bar.update(bar.task_ids[0], advance=1, speed=speed)
+    else:
+        bar.update(bar.task_ids[0], advance=1, speed=speed, loss=float(loss.detach()))
 
 
 def _close(bar: Any) -> None:
