@@ -87,6 +87,9 @@ class TrainConfig:
     tensorboard: bool = False
     resume: bool = False
     sync_bn: bool = False
+    # The results ledger (senet.train.ledger): a finished run appends one row to this JSONL file.
+    ledger: str | None = None
+    experiment: str = ""  # the ledger rows' experiment name; "" -> the ledger file's stem
 
 
 def _field_types() -> dict[str, Any]:

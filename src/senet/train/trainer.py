@@ -330,6 +330,7 @@ def _train(
     resolved["resume"] = False
     meta = {
         **code_version(),
+        "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
         "device": str(device),
         "amp": amp,
         "channels_last": channels_last,
@@ -475,6 +476,7 @@ def _train(
                     "img_per_s": float(sums[2]) / max(1e-9, elapsed),
                 }
                 if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                    t_eval = time.time()
                     last_eval = evaluate(
                         train_model if not info.enabled else model,
                         data.eval,
@@ -498,6 +500,7 @@ def _train(
                             tta=cfg.tta,
                         )
                         row.update(ema_top1=e["top1"], ema_top5=e["top5"])
+                    row["eval_time_s"] = time.time() - t_eval
                 row["wall_time_s"] = time.time() - t_start
                 logger.log_epoch(row)
                 if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
@@ -533,6 +536,11 @@ def _train(
         say(f"senet train: skipped {len(data.skipped)} undecodable image(s): " + ", ".join(data.skipped))
     if info.is_main:
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+        if cfg.ledger and result["status"] == "done":
+            from .ledger import append_row, row_from_run
+
+            append_row(cfg.ledger, row_from_run(run_dir, cfg.experiment or Path(cfg.ledger).stem))
+            say(f"senet train: result appended to the ledger {cfg.ledger}")
     return result
 
 

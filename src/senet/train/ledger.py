@@ -1,0 +1,212 @@
+"""The results ledger: every finished run as one JSON line in ``results/<experiment>.jsonl``, kept in the repository.
+
+Full-budget runs cost tens of CPU-minutes each, so they accumulate over days and machines. The ledger is append-only:
+a row is never edited, and a new row is added by rewriting the file atomically (temporary file + rename, under a lock
+file), so a killed writer leaves either the old file or the new one, never half a line. Sweep runners ask
+:func:`done_keys` which (model, seed, recipe) cells already exist and skip them; the tables in ``docs/`` are generated
+from these files by ``benchmarks/report.py``, never typed by hand.
+
+A row holds: experiment, model, kind (attention kind), seed, recipe_hash (the training recipe without the fields that
+name the run or the machine), commit, machine (CPU model and capability, or the GPU's name), amp, train_s (sum of the
+epochs' training time), eval_s (evaluations, test-time augmentation included), top1, top5 (percent), epochs, and
+free-form extras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from senet.errors import SenetError
+from senet.utils.io import atomic_write_text
+
+__all__ = [
+    "REQUIRED",
+    "attention_kind",
+    "recipe_hash",
+    "row_from_run",
+    "append_row",
+    "read_rows",
+    "done_keys",
+    "row_key",
+]
+
+#: Columns every row must have.
+REQUIRED = (
+    "experiment",
+    "model",
+    "kind",
+    "seed",
+    "recipe_hash",
+    "commit",
+    "machine",
+    "amp",
+    "train_s",
+    "eval_s",
+    "top1",
+    "top5",
+)
+
+# Config fields that name the run, place its files or pick the hardware: two runs that differ only in these trained
+# the same recipe. amp/channels_last/compile are recorded as columns instead (bf16-vs-fp32 parity pairs on them).
+_NOT_RECIPE = frozenset(
+    {
+        "model",
+        "seed",
+        "output",
+        "data",
+        "download",
+        "resume",
+        "progress",
+        "tensorboard",
+        "cache_dir",
+        "workers",
+        "device",
+        "threads",
+        "log_interval",
+        "check_every",
+        "amp",
+        "channels_last",
+        "compile",
+        "deterministic",
+        "checkpoint_every",
+        "ledger",
+        "experiment",
+    }
+)
+
+_KINDS = ("se", "eca", "cbam", "ese", "scse", "nosqueeze", "se_hs")
+
+
+def attention_kind(model: str) -> str:
+    """The attention kind in a registered model name (``se_resnet20`` -> ``se``), or ``none``."""
+    head = model.split(":")[-1].split("_")[0]
+    return head if head in _KINDS else "none"
+
+
+def recipe_hash(config: dict[str, Any]) -> str:
+    """12 hex digits identifying the training recipe in ``config`` (a resolved config dict)."""
+    recipe = {k: v for k, v in sorted(config.items()) if k not in _NOT_RECIPE}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, int, str]:
+    """What makes a run unique in a ledger file: model, seed, recipe."""
+    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]))
+
+
+def _machine(meta: dict[str, Any]) -> str:
+    if meta.get("gpu"):
+        return str(meta["gpu"])
+    if meta.get("cpu_model"):
+        return f"{meta['cpu_model']} ({meta.get('cpu_capability', '?')})"
+    return "unknown"
+
+
+def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any) -> dict[str, Any]:
+    """A ledger row from a finished run folder (``result.json``, ``meta.json``, ``config.yaml``, ``metrics.jsonl``).
+
+    Raises :class:`SenetError` when the run did not finish (no ``result.json`` with status ``done``).
+    """
+    import yaml
+
+    run = Path(run_dir)
+    try:
+        result = json.loads((run / "result.json").read_text())
+        meta = json.loads((run / "meta.json").read_text())
+        config = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, ValueError) as exc:
+        raise SenetError(f"{str(run)!r} is not a finished senet run folder ({exc.__class__.__name__}: {exc})") from exc
+    if result.get("status") != "done" or result.get("top1") is None:
+        raise SenetError(f"run {str(run)!r} did not finish (status {result.get('status')!r}); resume it first")
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    train_s = sum(r.get("epoch_time_s", 0.0) for r in rows)
+    eval_s = sum(r.get("eval_time_s", 0.0) for r in rows)
+    commit = meta.get("git_commit", "unknown")
+    if meta.get("git_dirty"):
+        commit += "+dirty"
+    row = {
+        "experiment": experiment,
+        "model": config["model"],
+        "kind": attention_kind(config["model"]),
+        "seed": int(config["seed"]),
+        "recipe_hash": recipe_hash(config),
+        "commit": commit,
+        "machine": _machine(meta),
+        "cpu_capability": meta.get("cpu_capability"),
+        "amp": meta.get("amp"),
+        "channels_last": meta.get("channels_last"),
+        "compile": config.get("compile", False),
+        "epochs": int(result.get("epochs_done", len(rows))),
+        "train_s": round(train_s, 3),
+        "eval_s": round(eval_s, 3),
+        "top1": result["top1"],
+        "top5": result.get("top5"),
+        "train_images": meta.get("train_images"),
+        "date": meta.get("date") or _mtime_date(run / "result.json"),
+    }
+    row.update(extra)
+    return row
+
+
+def _mtime_date(path: Path) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` so two sweeps appending at once cannot lose each other's rows."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
+    """Append ``row`` to the ledger at ``path`` atomically; refuses rows missing a :data:`REQUIRED` column."""
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        raise SenetError(f"ledger row lacks {', '.join(missing)}: {json.dumps(row)[:200]}")
+    p = Path(path)
+    line = json.dumps(row, sort_keys=False) + "\n"
+    with _locked(p):
+        old = p.read_text(encoding="utf-8") if p.is_file() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        atomic_write_text(p, old + line)
+
+
+def read_rows(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """All rows of one ledger file or several; a line that is not JSON is a one-line error naming file and line."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            continue
+        for i, text in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not text.strip():
+                continue
+            try:
+                out.append(json.loads(text))
+            except ValueError as exc:
+                raise SenetError(f"{str(p)}:{i} is not a JSON ledger row ({exc}); fix or remove that line") from exc
+    return out
+
+
+def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str]]:
+    """The (model, seed, recipe_hash) cells already in the ledger at ``path``."""
+    return {row_key(r) for r in read_rows(path)}
