@@ -1,0 +1,172 @@
+"""Regenerate the results tables in docs/ from the ledger (results/*.jsonl); never type a result table by hand.
+
+Each docs page marks where a table goes with a pair of comments naming the experiment (the ledger file's stem)::
+
+    <!-- ledger:speedrun -->
+    ... generated, replaced on every run ...
+    <!-- /ledger:speedrun -->
+
+For every experiment, rows are grouped by recipe (``recipe_hash``) and precision (``amp``); within a group each model
+gets n, top-1 mean ± std, top-1 error, training and evaluation seconds, and, where its plain twin (``se_resnet20`` ->
+``resnet20``) has runs of the same seeds, the paired difference (mean ± std over seeds, wins). Where the same model,
+seed and recipe ran in both bf16 and fp32, a parity table shows the accuracy difference. Run from the repo root::
+
+    python benchmarks/report.py            # rewrite the marked sections of docs/*.md
+    python benchmarks/report.py --check    # exit 1 if any committed table differs from the ledger (CI runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from senet.train.ledger import attention_kind, read_rows  # noqa: E402
+
+MARK = re.compile(r"(<!-- ledger:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /ledger:(?P=name) -->)", re.S)
+
+
+def _ms(xs: list[float], digits: int = 2) -> str:
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.{digits}f}"
+    return f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}"
+
+
+def plain_twin(model: str) -> str | None:
+    """The attention-free twin of a registered model name by senet's naming, or None for a plain model."""
+    kind = attention_kind(model)
+    return None if kind == "none" else model[len(kind) + 1 :]
+
+
+def _short_machine(rows: list[dict[str, Any]]) -> str:
+    names = sorted({f"{r['machine']}" for r in rows})
+    return "; ".join(names)
+
+
+def group_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One recipe x precision group: a line per model, with paired differences against its plain twin."""
+    by_model: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_model[r["model"]][int(r["seed"])] = r  # a repeated cell keeps its latest row
+    order = sorted(by_model, key=lambda m: (plain_twin(m) or m, plain_twin(m) is not None, m))
+    out = [
+        "| model | n | seeds | top-1 % | top-1 error % | train s | eval s | Δ top-1 vs plain (paired) | wins | "
+        "train time / plain |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in order:
+        cells = by_model[m]
+        seeds = sorted(cells)
+        acc = [cells[s]["top1"] for s in seeds]
+        err = [100 - a for a in acc]
+        tr = [cells[s]["train_s"] for s in seeds]
+        ev = [cells[s]["eval_s"] for s in seeds]
+        delta, wins, ratio = "–", "–", "–"
+        twin = plain_twin(m)
+        if twin in by_model:
+            common = [s for s in seeds if s in by_model[twin]]
+            if common:
+                d = [cells[s]["top1"] - by_model[twin][s]["top1"] for s in common]
+                delta = (
+                    f"{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}" if len(d) > 1 else f"{d[0]:+.2f}"
+                ) + (f" (n={len(d)})")
+                wins = f"{sum(x > 0 for x in d)}/{len(d)}"
+                base = statistics.mean(by_model[twin][s]["train_s"] for s in common)
+                ratio = f"{statistics.mean(cells[s]['train_s'] for s in common) / base:.3f}" if base > 0 else "–"
+        out.append(
+            f"| {m} | {len(seeds)} | {','.join(map(str, seeds))} | {_ms(acc)} | {_ms(err)} | {_ms(tr, 0)} | "
+            f"{_ms(ev, 0)} | {delta} | {wins} | {ratio} |"
+        )
+    return out
+
+
+def parity_table(rows: list[dict[str, Any]]) -> list[str]:
+    """bf16 vs fp32 for the same model, seed and recipe (the check before bf16 becomes a default)."""
+    cells: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        cells[(r["model"], int(r["seed"]), r["recipe_hash"])][r.get("amp") or "?"] = r
+    pairs = [(k, v) for k, v in sorted(cells.items()) if "bf16" in v and "fp32" in v]
+    if not pairs:
+        return []
+    out = [
+        "",
+        "bf16 autocast vs fp32, same model, seed and recipe:",
+        "",
+        "| model | seed | recipe | fp32 top-1 % | bf16 top-1 % | bf16 − fp32 | fp32 train s | bf16 train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (model, seed, recipe), v in pairs:
+        a, b = v["fp32"], v["bf16"]
+        out.append(
+            f"| {model} | {seed} | `{recipe}` | {a['top1']:.2f} | {b['top1']:.2f} | {b['top1'] - a['top1']:+.2f} | "
+            f"{a['train_s']:.0f} | {b['train_s']:.0f} |"
+        )
+    return out
+
+
+def render(experiment: str, rows: list[dict[str, Any]]) -> str:
+    """The markdown for one experiment's ledger rows."""
+    if not rows:
+        return f"_No rows in results/{experiment}.jsonl yet._\n"
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["recipe_hash"], r.get("amp") or "?", int(r.get("epochs", 0)))].append(r)
+    lines = [f"Generated by `python benchmarks/report.py` from `results/{experiment}.jsonl` ({len(rows)} runs)."]
+    for (recipe, amp, epochs), rs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        dates = sorted(r.get("date", "") for r in rs if r.get("date"))
+        when = f"{dates[0][:10]} – {dates[-1][:10]}" if dates else "?"
+        lines += [
+            "",
+            f"**recipe `{recipe}`, {amp}, {epochs} epochs** — {len(rs)} runs, {when}, on {_short_machine(rs)}",
+            "",
+            *group_table(rs),
+        ]
+    lines += parity_table(rows)
+    return "\n".join(lines) + "\n"
+
+
+def regenerate(results_dir: Path, docs_dir: Path, check: bool) -> list[str]:
+    """Rewrite (or, with ``check``, compare) every marked section; returns the files that were or would be changed."""
+    changed = []
+    for doc in sorted(docs_dir.rglob("*.md")):
+        text = doc.read_text(encoding="utf-8")
+
+        def fill(m: re.Match[str]) -> str:
+            rows = read_rows(results_dir / f"{m['name']}.jsonl")
+            return m.group(1) + render(m["name"], rows) + m.group(4)
+
+        new = MARK.sub(fill, text)
+        if new != text:
+            changed.append(str(doc.relative_to(docs_dir.parent)))
+            if not check:
+                doc.write_text(new, encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", default=str(ROOT / "results"), help="folder of ledger files (default: results/)")
+    p.add_argument("--docs", default=str(ROOT / "docs"), help="folder of markdown pages (default: docs/)")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when a table is stale")
+    args = p.parse_args(argv)
+    changed = regenerate(Path(args.results), Path(args.docs), args.check)
+    if args.check and changed:
+        print(
+            f"stale ledger tables in {', '.join(changed)}: run python benchmarks/report.py and commit", file=sys.stderr
+        )
+        return 1
+    print(("would update: " if args.check else "updated: ") + (", ".join(changed) or "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

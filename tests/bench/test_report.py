@@ -1,0 +1,64 @@
+"""benchmarks/report.py: docs tables generated from the ledger, and the committed ones up to date."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("senet_report", ROOT / "benchmarks" / "report.py")
+report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report)
+
+
+def _row(model: str, seed: int, top1: float, amp: str = "bf16", train_s: float = 100.0) -> dict:
+    return dict(
+        experiment="exp",
+        model=model,
+        kind="none",
+        seed=seed,
+        recipe_hash="r1",
+        commit="c",
+        machine="CPU X (amx)",
+        amp=amp,
+        train_s=train_s,
+        eval_s=5.0,
+        top1=top1,
+        top5=99.0,
+        epochs=10,
+        date="2026-12-03T10:00Z",
+    )
+
+
+def test_paired_differences_wins_and_time_ratio() -> None:
+    rows = [_row("speednet", 0, 90.0), _row("speednet", 1, 91.0), _row("se_speednet", 0, 90.5, train_s=110.0)]
+    rows.append(_row("se_speednet", 1, 90.0, train_s=110.0))
+    text = report.render("exp", rows)
+    line = next(x for x in text.splitlines() if x.startswith("| se_speednet"))
+    assert "| 2 | 0,1 | 90.25 ± 0.35 |" in line and "-0.25 ± 1.06 (n=2)" in line and "| 1/2 |" in line
+    assert "1.100" in line
+    assert "speednet | 2 | 0,1 | 90.50 ± 0.71 | 9.50 ± 0.71" in text
+
+
+def test_parity_table_pairs_bf16_and_fp32_of_the_same_cell() -> None:
+    text = report.render("exp", [_row("resnet20", 0, 87.0, "fp32", 300.0), _row("resnet20", 0, 87.3, "bf16", 120.0)])
+    assert "| resnet20 | 0 | `r1` | 87.00 | 87.30 | +0.30 | 300 | 120 |" in text
+
+
+def test_regenerate_then_check(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "results" / "exp.jsonl").write_text(json.dumps(_row("speednet", 0, 90.0)) + "\n")
+    doc = tmp_path / "docs" / "page.md"
+    doc.write_text("# t\n\n<!-- ledger:exp -->\nold table\n<!-- /ledger:exp -->\ntail\n")
+    assert report.regenerate(tmp_path / "results", tmp_path / "docs", check=True) == ["docs/page.md"]
+    assert "old table" in doc.read_text()  # --check writes nothing
+    assert report.regenerate(tmp_path / "results", tmp_path / "docs", check=False) == ["docs/page.md"]
+    assert "| speednet | 1 | 0 | 90.00 |" in doc.read_text() and doc.read_text().endswith("tail\n")
+    assert report.regenerate(tmp_path / "results", tmp_path / "docs", check=True) == []
+
+
+def test_committed_docs_match_the_committed_ledger() -> None:
+    stale = report.regenerate(ROOT / "results", ROOT / "docs", check=True)
+    assert not stale, f"run `python benchmarks/report.py` and commit: {stale}"
