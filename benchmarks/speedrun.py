@@ -1,28 +1,27 @@
 """The CIFAR-10 speedrun comparison: one recipe, four attention kinds, several seeds, accuracy and time side by side.
 
 Every run goes through ``senet.train.train`` with ``configs/cifar10_speedrun.yaml`` (plus ``--set`` overrides), so
-the numbers are those of the ordinary senet training path. Results are appended to a JSONL file as each run ends;
-re-running the same command skips finished runs (an interrupted sweep resumes). Run from the repository root::
+the numbers are those of the ordinary senet training path. Each finished run appends one row to the results ledger
+(``results/speedrun.jsonl`` by default, see ``senet.train.ledger``); re-running the same command skips the cells
+(model, seed, recipe) already there and resumes an interrupted run from its checkpoint. Run from the repository root::
 
-    # the full recipe, 5 seeds per kind (about 1 h per run on a 2-core AVX2 CPU; seconds on a GPU)
-    python benchmarks/speedrun.py --seeds 0-4 --out runs/speedrun/full.jsonl
-    # a reduced CPU budget: 10,000 training images, 2 epochs, flip-only TTA
-    python benchmarks/speedrun.py --seeds 0-4 --set train_subset=10000 --set epochs=2 --set tta=flip \\
-        --out runs/speedrun/short.jsonl
+    # the full recipe, 3 seeds per kind
+    python benchmarks/speedrun.py --seeds 0-2
+    # a reduced CPU budget in its own ledger file
+    python benchmarks/speedrun.py --seeds 0-4 --set train_subset=8000 --set epochs=2 --set tta=none \\
+        --ledger results/speedrun_reduced.jsonl
     # training-step throughput of the four kinds, measured alternately in one process
     python benchmarks/speedrun.py --throughput
 
 Time columns: ``train_s`` is the sum of the epochs' training time (data already in memory, decoding and the
-whitening init excluded); ``total_s`` adds the evaluations (test-time augmentation included), i.e. the records'
-"training + test-time evaluation". ``--summary`` prints the markdown table of an existing JSONL file.
+whitening init excluded); ``eval_s`` the evaluations (test-time augmentation included); their sum is the records'
+"training + test-time evaluation". ``--summary`` prints the ledger's tables (as ``benchmarks/report.py`` writes them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,81 +33,35 @@ import torch  # noqa: E402
 
 MODELS = ("speednet", "se_speednet", "eca_speednet", "cbam_speednet")
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "cifar10_speedrun.yaml"
+LEDGER = Path(__file__).resolve().parents[1] / "results" / "speedrun.jsonl"
 
 
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def _done(path: Path) -> set[tuple[str, int]]:
-    if not path.is_file():
-        return set()
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["model"], r["seed"]) for r in rows}
-
-
-def run_sweep(args: argparse.Namespace) -> None:
-    from senet.train import load_config, train
+def sweep(args: argparse.Namespace) -> None:
     from senet.train.config import parse_value
+    from senet.train.sweep import parse_seeds, run_sweep
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sets = dict(kv.split("=", 1) for kv in args.set)
-    done = _done(out)
-    # Seeds outer, models inner: a sweep cut short still has every kind at the same number of seeds.
-    for seed in _seeds(args.seeds):
-        for model in args.models:
-            if (model, seed) in done:
-                continue
-            run_dir = Path(args.runs_dir) / out.stem / f"{model}-s{seed}"
-            overrides = {k: parse_value(v) for k, v in sets.items()}
-            overrides.update(model=model, seed=seed, output=str(run_dir), progress="none", resume=False)
-            if (run_dir / "last.pt").is_file():
-                overrides["resume"] = True
-            cfg = load_config(args.config, overrides)
-            t0 = time.time()
-            result = train(cfg)
-            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-            row = {
-                "model": model,
-                "seed": seed,
-                "top1": result.get("top1"),
-                "ema_top1": result.get("ema_top1"),
-                "train_s": round(sum(r["epoch_time_s"] for r in rows), 2),
-                "total_s": result.get("train_time_s"),
-                "wall_s": round(time.time() - t0, 1),
-                "epochs": cfg.epochs,
-                "train_images": json.loads((run_dir / "meta.json").read_text())["train_images"],
-                "overrides": sets,
-                "status": result.get("status"),
-                "host": platform.node(),
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            }
-            with out.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
-    summary(out)
+    sets = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    run_sweep(
+        args.config,
+        args.models,
+        parse_seeds(args.seeds),
+        args.ledger,
+        overrides=sets,
+        experiment=args.experiment,
+        runs_dir=args.runs_dir,
+        print_fn=lambda m: print(m, flush=True),
+    )
+    summary(Path(args.ledger))
 
 
 def summary(path: Path) -> None:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    print(f"\n{path}: {len(rows)} runs")
-    print("| model | seeds | top-1 % (mean ± std) | min / max | train s (mean) | train + eval s (mean) |")
-    print("|---|---|---|---|---|---|")
-    for m in dict.fromkeys(r["model"] for r in rows):
-        rs = [r for r in rows if r["model"] == m and r.get("top1") is not None]
-        acc = [r["top1"] for r in rs]
-        sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
-        print(
-            f"| {m} | {len(rs)} | {statistics.mean(acc):.2f} ± {sd:.2f} | {min(acc):.2f} / {max(acc):.2f} | "
-            f"{statistics.mean(r['train_s'] for r in rs):.1f} | {statistics.mean(r['total_s'] for r in rs):.1f} |"
-        )
+    """The ledger's tables, as docs/ shows them (benchmarks/report.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import render
+
+    from senet.train.ledger import read_rows
+
+    print(render(path.stem, read_rows(path)))
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -162,19 +115,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2,5")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
-    p.add_argument("--out", default="runs/speedrun/results.jsonl")
-    p.add_argument("--runs-dir", default="runs/speedrun")
+    p.add_argument("--ledger", default=str(LEDGER), help="results ledger to append to and resume from")
+    p.add_argument("--experiment", default="", help="experiment name in the rows (default: the ledger's stem)")
+    p.add_argument("--runs-dir", default="runs/speedrun", help="run folders go to RUNS_DIR/EXPERIMENT/MODEL-sSEED")
     p.add_argument("--summary", action="store_true", help="print the table of --out and stop")
     p.add_argument("--throughput", action="store_true", help="time training steps of the kinds side by side")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=0)
     args = p.parse_args(argv)
     if args.summary:
-        summary(Path(args.out))
+        summary(Path(args.ledger))
     elif args.throughput:
         throughput(args)
     else:
-        run_sweep(args)
+        sweep(args)
 
 
 if __name__ == "__main__":

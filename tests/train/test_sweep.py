@@ -1,0 +1,50 @@
+"""senet.train.sweep: missing cells only, every finished run in the ledger, an interrupted sweep resumes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tiny_data import write_tree  # noqa: E402
+
+import senet.train.trainer as trainer_mod  # noqa: E402
+from senet.train.ledger import read_rows  # noqa: E402
+from senet.train.sweep import parse_seeds, run_sweep  # noqa: E402
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-2") == [0, 1, 2] and parse_seeds("0,2,5") == [0, 2, 5] and parse_seeds("0-1, 7") == [0, 1, 7]
+
+
+def test_sweep_fills_the_ledger_skips_done_cells_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tree(tmp_path / "ds", n_train=8, n_test=4)
+    ov = dict(data=str(tmp_path / "ds"), epochs=2, batch_size=8, cache_dir=str(tmp_path / "cache"))
+    ledger = tmp_path / "results" / "exp.jsonl"
+    models = ["_tiny_models:tiny_bn_cnn", "_tiny_models:tiny_cnn"]
+    kw = dict(overrides=ov, runs_dir=tmp_path / "runs", print_fn=lambda m: None)
+
+    # Interrupt the very first run after one step, as a killed sweep would leave it.
+    real_train = trainer_mod.train
+    monkeypatch.setattr(trainer_mod, "train", lambda cfg: real_train(cfg, stop_after_steps=1, print_fn=lambda *a: 0))
+    first = run_sweep(None, models, [0, 1], ledger, **kw)
+    assert [r["status"] for r in first] == ["interrupted"] and read_rows(ledger) == []
+    monkeypatch.setattr(trainer_mod, "train", lambda cfg: real_train(cfg, print_fn=lambda *a: 0))
+
+    again = run_sweep(None, models, [0, 1], ledger, **kw)
+    assert [r["status"] for r in again] == ["done"] * 4
+    rows = read_rows(ledger)
+    assert sorted((r["model"].split(":")[1], r["seed"]) for r in rows) == [
+        ("tiny_bn_cnn", 0),
+        ("tiny_bn_cnn", 1),
+        ("tiny_cnn", 0),
+        ("tiny_cnn", 1),
+    ]
+    assert len({r["recipe_hash"] for r in rows}) == 1 and {r["experiment"] for r in rows} == {"exp"}
+    assert run_sweep(None, models, [0, 1], ledger, **kw) == []  # nothing left to do
+    # Another recipe is another set of cells.
+    kw["overrides"] = dict(ov, lr=0.05)
+    assert len(run_sweep(None, models[:1], [0], ledger, **kw)) == 1 and len(read_rows(ledger)) == 5
