@@ -174,9 +174,12 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
-    """Append ``row`` to the ledger at ``path`` atomically; refuses rows missing a :data:`REQUIRED` column."""
-    missing = [k for k in REQUIRED if k not in row]
+def append_row(path: str | os.PathLike[str], row: dict[str, Any], required: Iterable[str] = REQUIRED) -> None:
+    """Append ``row`` to the ledger at ``path`` atomically; refuses rows missing a ``required`` column.
+
+    ``required`` defaults to the training-run columns (:data:`REQUIRED`); other ledgers (throughput) name theirs.
+    """
+    missing = [k for k in required if k not in row]
     if missing:
         raise SenetError(f"ledger row lacks {', '.join(missing)}: {json.dumps(row)[:200]}")
     p = Path(path)
