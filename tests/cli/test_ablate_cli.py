@@ -44,3 +44,32 @@ def test_ablate_cli_errors(tmp_path, capsys) -> None:
     assert main(["ablate", "--grid", "gate", "--set", "not_a_key=1"]) == 2
     assert main(["ablate", "--grid", "gate", "--cells", "warp"]) == 2
     assert main(["ablate", "--grid", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.slow  # two short real training runs
+def test_ablate_appends_to_the_ledger_and_resumes_from_it(tmp_path, capsys) -> None:
+    import shutil
+
+    from senet.train.ledger import read_rows
+
+    data = tiny_folder(tmp_path / "data")
+    grid = tmp_path / "g.yaml"
+    grid.write_text(
+        "name: tiny\nswept: attention\ntrain: {batch_size: 4, eval_batch_size: 8, threads: 1, progress: none}\n"
+        "cells:\n  - {label: none, model_kwargs: {attn_layer: none}}\n"
+        "  - {label: SE, model_kwargs: {attn_layer: se}}\n"
+    )
+    ledger = tmp_path / "results" / "ablate_tiny.jsonl"
+    args = ["ablate", "--grid", str(grid), "--model", "resnet20", "--data", str(data), "--seeds", "1", "--epochs", "1"]
+    args += ["--out", str(tmp_path / "out"), "--set", f"cache_dir={tmp_path / 'cache'}", "--no-cost"]
+    assert main([*args, "--ledger", str(ledger)]) == 0
+    rows = read_rows(ledger)
+    assert len(rows) == 2 and {r["experiment"] for r in rows} == {"ablate_tiny"}
+    assert len({r["recipe_hash"] for r in rows}) == 2  # the cells differ in model_kwargs, part of the recipe
+    capsys.readouterr()
+    shutil.rmtree(tmp_path / "out")  # the run folders are gone; the ledger still knows both runs
+    assert main([*args, "--ledger", str(ledger)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("in the ledger") == 2 and "[run]" not in out and len(read_rows(ledger)) == 2
+    res = json.loads(out.strip().splitlines()[-1])
+    assert [r["seeds_ok"] for r in res["grids"]["tiny"]["rows"]] == [1, 1]

@@ -270,8 +270,24 @@ def config_key(config: Mapping[str, Any]) -> str:
     """A short stable hash of a run config, ignoring ``seed`` and ``device`` (the run-directory name)."""
     import hashlib
 
-    rest = {k: v for k, v in config.items() if k not in ("seed", "device")}
+    rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment")}
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, int, str], dict[str, Any]]:
+    from senet.train.ledger import read_rows, row_key
+
+    return {row_key(r): r for r in read_rows(ledger)} if ledger is not None else {}
+
+
+def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str]:
+    """The ledger's (model, seed, recipe) key of a cell's run, from its resolved training config."""
+    from senet.train import load_config
+    from senet.train.config import config_to_dict
+    from senet.train.ledger import recipe_hash
+
+    cfg = load_config(config.get("config_file"), {k: v for k, v in config.items() if k != "config_file"})
+    return (cfg.model, cfg.seed, recipe_hash(config_to_dict(cfg)))
 
 
 def _run_one(train_fn: TrainFn, config: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -302,6 +318,7 @@ def run_sweep(
     devices: Sequence[str] | None = None,
     log: Callable[[str], None] | None = print,
     train: bool = True,
+    ledger: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (cell, seed) not finished yet; returns one record per run (``cell``, ``seed``, ``status``, ...).
 
@@ -309,8 +326,11 @@ def run_sweep(
     with the cell's) and the cell's ``train`` overrides, plus ``device`` round-robin from ``devices`` if given.
     ``jobs > 1`` runs cells in that many worker processes (``spawn``: ``train_fn`` must be importable).
     ``train=False`` only collects the runs finished so far (a report of a sweep still in progress).
+    ``ledger``: a results-ledger file (:mod:`senet.train.ledger`); every finished run appends its row there, and a
+    (model, seed, recipe) already in it is not trained again (its row stands in for the run's metrics).
     """
     out = Path(out_dir)
+    in_ledger = _ledger_rows(ledger)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     todo: list[tuple[Cell, int, dict[str, Any], Path]] = []
     records: dict[tuple[str, int], dict[str, Any]] = {}
@@ -331,6 +351,14 @@ def run_sweep(
                         log(f"[skip] {cell.label} seed {seed}: finished earlier")
                     continue
             config["seed"] = seed
+            if ledger is not None:
+                config.update(ledger=str(ledger))
+                row = in_ledger.get(_ledger_key(config))
+                if row is not None:
+                    records[(cell.label, seed)] = {"status": "ok", "metrics": row, "config": config}
+                    if log:
+                        log(f"[skip] {cell.label} seed {seed}: in the ledger {ledger}")
+                    continue
             if devices:
                 config["device"] = devices[len(todo) % len(devices)]
             todo.append((cell, seed, config, run_dir))

@@ -61,6 +61,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="skip the throughput column (timing is meaningless on a busy machine) (default: measure)",
     )
+    p.add_argument(
+        "--ledger",
+        metavar="JSONL",
+        help="results ledger: each finished run appends a row; runs already there are skipped (default: none)",
+    )
     p.add_argument("--no-cost", action="store_true", help="skip params/MACs/throughput columns (default: measure)")
     return p
 
@@ -138,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             devices=devices,
             train=not args.report_only,
+            ledger=args.ledger,
         )
         cost = {}
         if not args.no_cost:
