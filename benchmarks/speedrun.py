@@ -72,6 +72,14 @@ def run_sweep(args: argparse.Namespace) -> None:
             cfg = load_config(args.config, overrides)
             t0 = time.time()
             result = train(cfg)
+            if result.get("status") != "done":
+                # Nothing is recorded for an unfinished run (it may not have a metrics.jsonl yet). A stop (Ctrl-C)
+                # ends the sweep: the same command resumes this run from its checkpoint and skips finished ones.
+                print(f"speedrun: {model} seed {seed} ended {result.get('status')!r}; not recorded", flush=True)
+                if result.get("status") == "interrupted":
+                    print(f"speedrun: re-run the same command to resume it from {run_dir}/last.pt", flush=True)
+                    return
+                continue
             rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
             row = {
                 "model": model,
@@ -93,7 +101,8 @@ def run_sweep(args: argparse.Namespace) -> None:
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
-    summary(out)
+    if out.is_file():
+        summary(out)
 
 
 def summary(path: Path) -> None:
