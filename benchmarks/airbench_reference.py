@@ -40,6 +40,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 # Idle OpenMP threads sleep instead of spinning: several times faster on a shared 2-core machine; set before torch.
@@ -426,14 +427,6 @@ def run(
 # ----------------------------------------------------------------------------------------------------- output, CLI
 
 
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def _recipe(hyp: Hyp, args: argparse.Namespace, data: Data) -> dict[str, Any]:
     return {
         "recipe": "airbench94",
@@ -474,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from senet.utils.hardware import machine_info
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from speedrun import _seeds  # the sweep's seed syntax: 0-4, 0,2,5
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
