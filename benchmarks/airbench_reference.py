@@ -427,12 +427,13 @@ def run(
 # ----------------------------------------------------------------------------------------------------- output, CLI
 
 
-def _recipe(hyp: Hyp, args: argparse.Namespace, data: Data) -> dict[str, Any]:
+def _recipe(hyp: Hyp, data: Data) -> dict[str, Any]:
+    """What the ledger's recipe hash covers: the hyperparameters and the data (the precision is the ``amp`` column,
+    as for senet's own runs; these keys are none of those the ledger leaves out of its hash)."""
     return {
         "recipe": "airbench94",
         **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(hyp).items()},
-        "precision": args.precision_name,
-        "data": data.source,
+        "data_source": data.source,
         "train_images": len(data.train_y),
     }
 
@@ -480,7 +481,6 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     prec = Precision(args.precision, device)
-    args.precision_name = prec.name
     hyp = Hyp()
     if args.tiny:
         hyp = Hyp(epochs=1, batch_size=32, eval_batch_size=256)
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         hyp = Hyp(
             **{**asdict(hyp), "epochs": args.epochs or hyp.epochs, "batch_size": args.batch_size or hyp.batch_size}
         )
-    recipe = _recipe(hyp, args, data)
+    recipe = _recipe(hyp, data)
     rhash = _recipe_hash(recipe)
     machine = machine_info(device)
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, results on stdout
