@@ -137,3 +137,97 @@ def test_speedrun_recipe_resumes_bit_identically(tmp_path: Path) -> None:
 
     a, b = load_checkpoint(tmp_path / "full")["model"], load_checkpoint(tmp_path / "split")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _flip_probe(n: int = 8) -> TensorSplit:
+    """Images whose left half is bright and right half dark, label = index: a flip shows in the left column."""
+    imgs = torch.zeros(n, 3, 4, 4, dtype=torch.uint8)
+    imgs[..., :2] = 200
+    return TensorSplit(imgs, torch.arange(n), ["a"], ["a"])
+
+
+def _flipped_per_epoch(loader: TensorLoader, epochs: int, n: int) -> torch.Tensor:
+    seen = torch.zeros(epochs, n, dtype=torch.bool)
+    for e in range(epochs):
+        loader.set_epoch(e)
+        for x, y in loader:
+            seen[e, y] = x[:, 0, 0, 0] < x[:, 0, 0, -1]
+    return seen
+
+
+def test_alternate_flips_invert_every_image_on_odd_epochs() -> None:
+    n = 64
+    kw = dict(train=True, mean=(0.0,) * 3, std=(1 / 255,) * 3, pad=0, seed=5)
+    alt = _flipped_per_epoch(TensorLoader(_flip_probe(n), 16, flip_mode="alternate", **kw), 4, n)
+    assert torch.equal(alt[1], ~alt[0]) and torch.equal(alt[2], alt[0]) and torch.equal(alt[3], ~alt[0])
+    assert 16 < int(alt[0].sum()) < 48  # random once per image at epoch 0
+    rnd = _flipped_per_epoch(TensorLoader(_flip_probe(n), 16, flip_mode="random", **kw), 4, n)
+    assert not torch.equal(rnd[1], ~rnd[0])  # independent coin flips do not alternate
+    # Resuming mid-epoch replays the same batches; two ranks of 8 see what one process of 16 sees.
+    full = list(TensorLoader(_flip_probe(n), 16, flip_mode="alternate", **kw))
+    late = TensorLoader(_flip_probe(n), 16, flip_mode="alternate", **kw)
+    late.set_epoch(0, start_batch=2)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full[2:], late))
+    ranks = [list(TensorLoader(_flip_probe(n), 16, flip_mode="alternate", rank=r, world_size=2, **kw)) for r in (0, 1)]
+    assert torch.equal(torch.cat([ranks[0][0][0], ranks[1][0][0]]), full[0][0])
+    with pytest.raises(SenetError, match="flip_mode"):
+        TensorLoader(_flip_probe(n), 16, flip_mode="often", **kw)
+
+
+def test_alternate_flips_need_the_tensor_loader(tmp_path: Path) -> None:
+    from senet.data import create_loaders
+
+    write_tree(tmp_path / "ds", n_train=4, n_test=2)
+    with pytest.raises(SenetError, match="flip_mode 'alternate' needs the tensor loader"):
+        create_loaders(tmp_path / "ds", batch_size=4, loader="dataloader", flip_mode="alternate", workers=0)
+
+
+def test_recipe_turns_on_the_airbench_ingredients() -> None:
+    cfg = load_config(RECIPE)
+    assert (cfg.lookahead_every, cfg.lookahead_decay, cfg.flip_mode) == (5, 0.95, "alternate")
+    assert (cfg.whiten_bias_epochs, cfg.norm_bias_decay) == (3, True)
+
+
+def test_lookahead_and_alternate_flips_resume_bit_identically(tmp_path: Path) -> None:
+    # 48 images, 6 steps per epoch: Lookahead pulls every 2 of the 18 steps; the stop at step 3 falls between two
+    # pulls, mid-epoch 1. The whitening bias freezes after epoch 1 and shifts/biases are decayed: every recipe extra
+    # is active across the resume.
+    def cfg(out: str, **kw: object):  # noqa: ANN202
+        small = {"epochs": 3, "batch_size": 8, "eval_batch_size": 8, "data_init_images": 8, "tta": "none"}
+        extras = {"lookahead_every": 2, "whiten_bias_epochs": 1, "flip_mode": "alternate", "norm_bias_decay": True}
+        return _tiny_recipe(tmp_path, out, deterministic=True, **small, **extras, **kw)
+
+    quiet = {"print_fn": lambda *a: None}
+    full = train(cfg("full"), **quiet)
+    assert train(cfg("split"), stop_after_steps=3, **quiet)["status"] == "interrupted"
+    split = train(cfg("split", resume=True), **quiet)
+    assert split["status"] == "done" and split["top1"] == full["top1"]
+    from senet.train import load_checkpoint
+
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "split")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    ema = a["hooks"]["lookahead"]
+    assert ema.keys() == b["hooks"]["lookahead"].keys()
+    assert all(torch.equal(ema[k], b["hooks"]["lookahead"][k]) for k in ema)
+    # The run ends on the average: every float entry of the net equals Lookahead's copy.
+    assert all(torch.equal(a["model"][k], ema[k]) for k in ema)
+    assert any(k.endswith("running_var") for k in ema)
+
+
+def test_whitening_bias_freezes_after_its_epochs(tmp_path: Path) -> None:
+    from senet.train import load_checkpoint
+
+    def bias_after_each_epoch(out: str, epochs_trained: int) -> list[torch.Tensor]:
+        kw = {"epochs": 3, "batch_size": 16, "whiten_bias_epochs": epochs_trained, "lookahead_every": 0, "tta": "none"}
+        got = []
+        for e in range(3):  # 48 images: 3 steps per epoch, stopped after each epoch
+            r = train(_tiny_recipe(tmp_path, out, resume=e > 0, **kw), stop_after_steps=3, print_fn=lambda *a: None)
+            assert r["status"] == ("done" if e == 2 else "interrupted")
+            got.append(load_checkpoint(tmp_path / out)["model"]["whiten.bias"])
+        return got
+
+    frozen = bias_after_each_epoch("frozen", 1)
+    assert torch.equal(frozen[0], frozen[1]) and torch.equal(frozen[1], frozen[2])
+    assert frozen[0].abs().sum() > 0  # it did train in epoch 1 (it starts at 0)
+    trained = bias_after_each_epoch("trained", 0)
+    assert not torch.equal(trained[0], trained[1]) and not torch.equal(trained[1], trained[2])

@@ -81,6 +81,7 @@ def create_loaders(
     pad: int = 4,
     pad_mode: str = "zeros",
     flip: bool = True,
+    flip_mode: str = "random",
     cutout: int = 0,
     workers: int = 4,
     seed: int = 0,
@@ -102,6 +103,7 @@ def create_loaders(
     ``skip_bad_images`` leaves out files that cannot be decoded (listed in ``DataBundle.skipped``) instead of
     stopping with an error naming the first one.
     ``train_subset > 0`` keeps a fixed, class-balanced-in-expectation random subset of that many training images.
+    ``flip_mode="alternate"`` (tensor path only) flips each image on every other epoch (see :class:`TensorLoader`).
     """
     src = data if isinstance(data, DataSource) else detect_source(data)
     ev = eval_split(src)
@@ -124,7 +126,17 @@ def create_loaders(
             device=device, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last
         )
         train_loader = (
-            TensorLoader(tr, batch_size, train=True, pad=pad, pad_mode=pad_mode, flip=flip, cutout=cutout, **kw)
+            TensorLoader(
+                tr,
+                batch_size,
+                train=True,
+                pad=pad,
+                pad_mode=pad_mode,
+                flip=flip,
+                flip_mode=flip_mode,
+                cutout=cutout,
+                **kw,
+            )
             if tr is not None
             else None
         )
@@ -144,6 +156,11 @@ def create_loaders(
             src,
             {"kind": "tensor", "img_size": size, "mean": list(mean), "std": list(std)},
             (tr.skipped if tr is not None else []) + te.skipped,
+        )
+    if flip_mode != "random":
+        raise SenetError(
+            f"flip_mode {flip_mode!r} needs the tensor loader (loader=tensor); this data takes the "
+            "file loader: use flip_mode=random"
         )
     size = img_size or 224
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD

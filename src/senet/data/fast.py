@@ -167,9 +167,13 @@ class TensorLoader:
     """Batches from a :class:`TensorSplit` kept on ``device``, augmented with tensor ops.
 
     Training batches get a random crop after padding by ``pad`` (zeros, or mirrored pixels with
-    ``pad_mode="reflect"``: a translation that never shows a black border), a horizontal flip with probability 0.5
-    and, if ``cutout > 0``, a ``cutout`` x ``cutout`` box set to zero after normalisation. Yields ``(x, y)``: ``x``
-    float32 normalised with ``mean``/``std`` (channels_last if asked), ``y`` int64.
+    ``pad_mode="reflect"``: a translation that never shows a black border), a horizontal flip and, if
+    ``cutout > 0``, a ``cutout`` x ``cutout`` box set to zero after normalisation. Yields ``(x, y)``: ``x`` float32
+    normalised with ``mean``/``std`` (channels_last if asked), ``y`` int64.
+
+    ``flip_mode="random"`` flips each image of each batch with probability 0.5. ``"alternate"`` (airbench94) draws
+    one flip per image for the whole run (a function of ``seed`` only) and inverts it on odd epochs, so every image
+    is seen mirrored on exactly every other epoch: fewer repeats of the same view than independent coin flips.
     """
 
     def __init__(
@@ -184,6 +188,7 @@ class TensorLoader:
         pad: int = 4,
         pad_mode: str = "zeros",
         flip: bool = True,
+        flip_mode: str = "random",
         cutout: int = 0,
         seed: int = 0,
         rank: int = 0,
@@ -192,11 +197,13 @@ class TensorLoader:
     ) -> None:
         if pad_mode not in ("zeros", "reflect"):
             raise SenetError(f"pad_mode must be zeros or reflect, not {pad_mode!r}")
+        if flip_mode not in ("random", "alternate"):
+            raise SenetError(f"flip_mode must be random or alternate, not {flip_mode!r}")
         self.device = torch.device(device)
         self.images = split.images.to(self.device)
         self.labels = split.labels.to(self.device)
         self.batch_size, self.train = batch_size, train
-        self.pad, self.pad_mode, self.flip, self.cutout = pad, pad_mode, flip, cutout
+        self.pad, self.pad_mode, self.flip, self.flip_mode, self.cutout = pad, pad_mode, flip, flip_mode, cutout
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last = channels_last
         self.epoch = 0
@@ -206,6 +213,10 @@ class TensorLoader:
             1, -1, 1, 1
         )
         self.num_samples = len(split)
+        self._base_flip: torch.Tensor | None = None
+        if train and flip and flip_mode == "alternate":
+            g = batch_generator(seed + 104_729, 0)
+            self._base_flip = (torch.rand(self.num_samples, generator=g) < 0.5).to(self.device)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's shuffle; ``start_batch`` skips batches already trained on (resuming mid-epoch)."""
@@ -234,7 +245,7 @@ class TensorLoader:
             x = self.images.index_select(0, idx)
             y = self.labels.index_select(0, idx)
             if self.train:
-                x = self._augment(x, b)
+                x = self._augment(x, b, idx)
             x = x.float().mul_(self._scale).add_(self._shift)
             if self.train and self.cutout > 0:
                 x = self._cutout(x, b)
@@ -242,7 +253,7 @@ class TensorLoader:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
 
-    def _augment(self, x: torch.Tensor, b: int) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, b: int, idx: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         p = self.pad
         g = batch_generator(self.seed, self.epoch, b)
@@ -250,7 +261,10 @@ class TensorLoader:
         lo = self.rank * n
         oy = torch.randint(0, 2 * p + 1, (total,), generator=g)[lo : lo + n].to(self.device)
         ox = torch.randint(0, 2 * p + 1, (total,), generator=g)[lo : lo + n].to(self.device)
-        fl = (torch.rand(total, generator=g) < 0.5)[lo : lo + n].to(self.device)
+        if self._base_flip is not None:
+            fl = self._base_flip.index_select(0, idx) ^ bool(self.epoch % 2)
+        else:
+            fl = (torch.rand(total, generator=g) < 0.5)[lo : lo + n].to(self.device)
         if p > 0:
             # Two gathers (rows, then columns) beat one 4-index advanced-indexing gather ~2x on CPU.
             if self.pad_mode == "reflect":

@@ -41,6 +41,7 @@ class TrainConfig:
     pad: int = 4
     pad_mode: str = "zeros"  # zeros | reflect: how the random-translate crop fills the border (tensor path)
     flip: bool = True
+    flip_mode: str = "random"  # random (p=0.5 per image per batch) | alternate (airbench94; tensor loader only)
     cutout: int = 0
     workers: int = 4
     skip_bad_images: bool = False  # leave out undecodable image files (listed at the end) instead of stopping
@@ -57,6 +58,9 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 5e-4
     wd_skip_norm_bias: bool = True
+    # With wd_skip_norm_bias: decay norm shifts and biases after all, by the same per-step amount as the weights
+    # (airbench94): their SGD weight_decay becomes weight_decay / their lr scale (bias_lr_scale for norm layers).
+    norm_bias_decay: bool = False
     schedule: str = "cosine"  # step | cosine | linear | onecycle | constant
     milestones: list[float] = field(default_factory=lambda: [100.0, 150.0])
     gamma: float = 0.1
@@ -70,6 +74,11 @@ class TrainConfig:
     tta: str = "none"  # test-time augmentation at evaluation: none | flip | flip_translate
     grad_clip: float = 0.0
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay, evaluated too
+    # Lookahead (airbench94): every N steps ema <- lerp(ema, net, 1 - d), net <- ema, d = decay**N * (t / T)**3,
+    # over all float state (BN running stats too); the net takes the average at the last step. 0: off.
+    lookahead_every: int = 0
+    lookahead_decay: float = 0.95
+    whiten_bias_epochs: int = 0  # > 0: train the whitening conv's bias (SpeedNet) for N epochs, then freeze it
     # Speed.
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto | bf16 | fp16 | fp32; auto: bf16 on CUDA and on CPUs with AMX / AVX-512 BF16
@@ -161,6 +170,7 @@ _CHOICES = {
     "loader": ("auto", "tensor", "dataloader"),
     "progress": ("auto", "bar", "lines", "none"),
     "pad_mode": ("zeros", "reflect"),
+    "flip_mode": ("random", "alternate"),
     "tta": ("none", "flip", "flip_translate"),
 }
 
@@ -180,6 +190,13 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"ema must be in [0, 1), got {cfg.ema}")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise SenetError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.lookahead_every < 0 or cfg.whiten_bias_epochs < 0 or not 0.0 < cfg.lookahead_decay <= 1.0:
+        raise SenetError(
+            "lookahead_every and whiten_bias_epochs must be >= 0 and lookahead_decay in (0, 1], got "
+            f"{cfg.lookahead_every}, {cfg.whiten_bias_epochs}, {cfg.lookahead_decay}"
+        )
+    if cfg.norm_bias_decay and not cfg.wd_skip_norm_bias:
+        raise SenetError("norm_bias_decay needs wd_skip_norm_bias: true (with false, biases are decayed as weights)")
     if cfg.bias_lr_scale <= 0 or cfg.data_init_images < 0:
         raise SenetError("bias_lr_scale must be positive and data_init_images not negative")
     if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:

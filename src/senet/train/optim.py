@@ -15,13 +15,20 @@ __all__ = ["param_groups", "create_optimizer", "LRSchedule", "ModelEma"]
 
 
 def param_groups(
-    model: nn.Module, weight_decay: float, skip_norm_bias: bool = True, bias_lr_scale: float = 1.0
+    model: nn.Module,
+    weight_decay: float,
+    skip_norm_bias: bool = True,
+    bias_lr_scale: float = 1.0,
+    norm_bias_decay: bool = False,
 ) -> list[dict[str, Any]]:
     """Decayed weights, and 1-D tensors (norm scales/shifts, biases) without decay when asked.
 
     Decaying BN's scale only shrinks a factor the next layer undoes, and biases carry no capacity to regularise.
     With ``bias_lr_scale != 1`` the parameters of normalisation layers get a third group whose ``lr_scale`` key
     multiplies the learning rate (the speedrun recipes train BN shifts 64x faster than the weights).
+    ``norm_bias_decay`` (with ``skip_norm_bias``) decays the 1-D groups after all, by the same amount per step as
+    the weights: SGD's and AdamW's per-step decay is lr x weight_decay, so a group at ``lr_scale`` x the lr gets
+    ``weight_decay / lr_scale`` (airbench94 scales the lr of BN shifts but not their decay).
     """
     norm_ids: set[int] = set()
     if bias_lr_scale != 1.0:
@@ -35,17 +42,24 @@ def param_groups(
             (norm if id(p) in norm_ids else no_decay).append(p)
         else:
             decay.append(p)
+    bias_wd = weight_decay if norm_bias_decay else 0.0
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        groups.append({"params": no_decay, "weight_decay": bias_wd})
     if norm:
-        groups.append({"params": norm, "weight_decay": 0.0, "lr_scale": bias_lr_scale})
+        groups.append({"params": norm, "weight_decay": bias_wd / bias_lr_scale, "lr_scale": bias_lr_scale})
     return groups
 
 
 def create_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov by default) or AdamW from ``cfg`` (a :class:`~senet.train.config.TrainConfig`)."""
-    groups = param_groups(model, cfg.weight_decay, cfg.wd_skip_norm_bias, getattr(cfg, "bias_lr_scale", 1.0))
+    groups = param_groups(
+        model,
+        cfg.weight_decay,
+        cfg.wd_skip_norm_bias,
+        getattr(cfg, "bias_lr_scale", 1.0),
+        getattr(cfg, "norm_bias_decay", False),
+    )
     for g in groups:
         g["lr"] = cfg.lr * g.pop("lr_scale", 1.0)
     if cfg.optimizer == "sgd":

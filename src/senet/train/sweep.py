@@ -38,7 +38,7 @@ def run_sweep(
     runs_dir: str | Path = "runs",
     print_fn: Callable[[str], Any] = print,
 ) -> list[dict[str, Any]]:
-    """Train the missing cells; returns the results of the runs made now. Stops at the first unfinished run."""
+    """Train the missing cells; returns the results of the runs made now. Stops at an interrupted run."""
     from .trainer import train
 
     ledger = Path(ledger)
@@ -64,7 +64,10 @@ def run_sweep(
                     cfg = load_config(config, dict(ov, resume=True))
             result = train(cfg)
             results.append(result)
-            if result.get("status") != "done":
-                print_fn(f"{model} seed {seed}: {result.get('status')}; start the same sweep again to resume it")
+            status = result.get("status")
+            if status == "interrupted":  # a stop (Ctrl-C, SIGTERM) ends the sweep; the same call resumes it
+                print_fn(f"{model} seed {seed}: interrupted, not recorded; start the same sweep again to resume it")
                 return results
+            if status != "done":  # e.g. a non-finite loss: nothing recorded, the other cells still run
+                print_fn(f"{model} seed {seed}: ended {status!r}, not recorded; going on with the next run")
     return results

@@ -29,6 +29,7 @@ from .checkpoint import build_model, load_checkpoint, rng_state, save_checkpoint
 from .config import TrainConfig, config_to_dict
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
 from .evaluate import autocast_context, evaluate
+from .hooks import RecipeHooks
 from .optim import LRSchedule, ModelEma, create_optimizer
 
 __all__ = ["train", "resolve_device", "resolve_amp", "run_dir_for", "code_version"]
@@ -249,6 +250,7 @@ def _train(
         pad=cfg.pad,
         pad_mode=cfg.pad_mode,
         flip=cfg.flip,
+        flip_mode=cfg.flip_mode,
         cutout=cfg.cutout,
         workers=cfg.workers,
         seed=cfg.seed,
@@ -288,6 +290,7 @@ def _train(
     schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     ema = ModelEma(model, cfg.ema) if cfg.ema > 0 else None
+    hooks = RecipeHooks(model, cfg, schedule.total, info.enabled)  # lookahead, whitening-bias freeze
 
     start_epoch, start_step, partial = 0, 0, [0.0, 0.0, 0.0]
     if ckpt is not None:
@@ -304,6 +307,7 @@ def _train(
         if ema is not None and ckpt.get("ema") is not None:
             ema.module.load_state_dict(ckpt["ema"])
             ema.updates.fill_(int(ckpt["ema_updates"]))
+        hooks.load_state_dict(ckpt.get("hooks"))
         set_rng_state(ckpt["rng"])
         start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         partial = list(ckpt.get("partial", partial))
@@ -362,6 +366,7 @@ def _train(
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "ema": ema.module.state_dict() if ema is not None else None,
             "ema_updates": int(ema.updates) if ema is not None else 0,
+            "hooks": hooks.state_dict(),
             "rng": rng_state(),
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
@@ -391,6 +396,7 @@ def _train(
 
                 unfreeze(model)
             train_model.train()
+            hooks.start_epoch(epoch)
             data.train.set_epoch(epoch, start_step)
             sums = torch.tensor(partial if start_step else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
             t0, seen = time.time(), 0
@@ -437,6 +443,7 @@ def _train(
                 scaler.step(optimizer)
                 scaler.update()
                 schedule.step()
+                hooks.after_step(schedule.step_count)
                 if ema is not None:
                     ema.update(model)
                 with torch.no_grad():
