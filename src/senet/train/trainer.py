@@ -219,8 +219,6 @@ def _train(
     precision = auto_precision(device, cfg.amp, cfg.channels_last)
     amp, channels_last = precision.amp, precision.channels_last
     machine = machine_info(device)
-    where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
-    say(f"senet train: {where}; {precision.reason}")
 
     run_dir = run_dir_for(cfg)
     last = run_dir / "last.pt"
@@ -352,6 +350,8 @@ def _train(
 
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
         atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+        where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
+        say(f"senet train: {where}; {precision.reason}")
         say(
             f"senet train: {cfg.model} on {data_path} ({data.train.num_samples} train / {data.eval.num_samples} "
             f"eval images, {num_classes} classes), {cfg.epochs} epochs x {steps_per_epoch} steps, device {device}, "
