@@ -100,12 +100,8 @@ def test_loaders_read_the_lists(tmp_path: Path, loader: str) -> None:
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 2, 2]
     # Another seed is another tensor cache entry, not the first split's cached pixels.
     other = run_source(root, split_options({"val_fraction": 0.5}), None)
-    assert create_loaders(other, batch_size=4, loader=loader, img_size=16, workers=0, cache_dir=tmp_path / "c").eval
-    assert (
-        create_loaders(other, batch_size=4, loader=loader, img_size=16, workers=0, cache_dir=tmp_path / "c")
-        .eval.num_samples
-        == 12
-    )
+    again = create_loaders(other, batch_size=4, loader=loader, img_size=16, workers=0, cache_dir=tmp_path / "c")
+    assert again.eval.num_samples == 12 and again.train.num_samples == 12
 
 
 def test_val_fraction_of_a_train_folder(tmp_path: Path) -> None:
