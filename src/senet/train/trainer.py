@@ -129,7 +129,7 @@ class _Logger:
             from senet.utils.optional import optional
 
             # Logging is a side feature: without tensorboard the run trains and writes metrics.csv as usual.
-            if optional("tensorboard", "tensorboard: true", "senet train") is not None:
+            if optional("tensorboard", "TensorBoard logs (--tensorboard)", "senet train") is not None:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tb"))
