@@ -95,3 +95,8 @@ def test_split_less_folder_errors_are_one_line(tmp_path: Path, capsys: pytest.Ca
     assert_main_error(capsys, [*base, "--val-fraction", "1.2", "--output", str(tmp_path / "r3")], "val_fraction")
     assert_main_error(capsys, [*base, "--train-split", "cat", "--val-split", "bird", "--output", str(tmp_path / "r4")],
                       "bird")  # fmt: skip
+    domains = tmp_path / "PACS"
+    write_class_folder(domains / "art", {"dog": 2})
+    write_class_folder(domains / "photo", {"dog": 2})
+    base[base.index("--data") + 1] = str(domains)
+    assert_main_error(capsys, base, "--train-split art --val-split photo")

@@ -106,6 +106,9 @@ def resolve_data(
         )
     if not base.exists():
         raise SenetError(f"data path {str(base)!r} does not exist: pass an existing --data PATH or add --download")
+    hint = _split_less_hint(base)
+    if hint:
+        raise SenetError(hint)
     names = ", ".join(KNOWN_NAMES.get(dataset, (dataset,)))
     raise SenetError(
         f"{str(base)!r} is not a dataset and holds none of {names}: point --data at an ImageFolder dir "
@@ -207,21 +210,29 @@ def detect_source(path: str | os.PathLike[str]) -> DataSource:
         splits = tuple(s for s in ("train", *EVAL_SPLITS) if (root / s).is_dir())
         if "train" in splits or any(s in splits for s in EVAL_SPLITS):
             return DataSource(path, "folder", str(root), splits)
-    if is_class_folder(path):
-        raise SenetError(
-            f"{str(path)!r} is a folder of class folders without train/ and val/: add --val-fraction 0.2 to hold "
-            "out a stratified 20% for evaluation (or --train-split/--val-split NAME to pick sub-folders)"
-        )
-    domains = [p.name for p in candidates[1:] if is_class_folder(p)]
-    if domains:
-        raise SenetError(
-            f"{str(path)!r} holds folders of class folders ({', '.join(domains[:6])}) but no train/ or val/: choose "
-            f"them with --train-split {domains[0]} --val-split {domains[-1]} (or --val-fraction F within one)"
-        )
+    hint = _split_less_hint(path)
+    if hint:
+        raise SenetError(hint)
     raise SenetError(
         f"{str(path)!r} holds no train/, val/ or test/ folder and no CIFAR pickle batches: "
         "expected an ImageFolder tree (train/<class>/<image>)"
     )
+
+
+def _split_less_hint(path: Path) -> str | None:
+    """What to add for a folder of class folders, or of such folders (PACS domains); None for anything else."""
+    if is_class_folder(path):
+        return (
+            f"{str(path)!r} is a folder of class folders without train/ and val/: add --val-fraction 0.2 to hold "
+            "out a stratified 20% for evaluation (or --train-split/--val-split NAME to pick sub-folders)"
+        )
+    domains = [p.name for p in sorted(path.iterdir()) if is_class_folder(p)] if path.is_dir() else []
+    if domains:
+        return (
+            f"{str(path)!r} holds folders of class folders ({', '.join(domains[:6])}) but no train/ or val/: choose "
+            f"them with --train-split {domains[0]} --val-split {domains[-1]} (or --val-fraction F within one)"
+        )
+    return None
 
 
 def _unsafe_member(m: tarfile.TarInfo) -> str | None:
