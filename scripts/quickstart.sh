@@ -3,8 +3,17 @@
 # Usage: scripts/quickstart.sh [extra `senet train` flags...]     e.g. scripts/quickstart.sh --epochs 4
 # Data: $SENET_DATA_DIR (a folder holding cifar10-jpeg.tar.gz, an ImageFolder tree or CIFAR pickles), default
 # ../shared/data beside the repository; set SENET_QUICKSTART_DOWNLOAD=1 to fetch CIFAR-10 through torchvision.
+# Budget: SENET_QUICKSTART_BUDGET=tiny trains on 512 images for 1 epoch (a smoke test of the same code path, used by
+# CI; accuracy near chance); unset or "full" is configs/cifar10_quick.yaml as is.
+# Needs only the base install: the curves plot is skipped with a one-line note when matplotlib is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+budget=()
+case "${SENET_QUICKSTART_BUDGET:-full}" in
+  full) ;;
+  tiny) budget=(--train-subset 512 --epochs 1) ;;
+  *) echo "quickstart: SENET_QUICKSTART_BUDGET must be tiny or full, not '${SENET_QUICKSTART_BUDGET}'" >&2; exit 2 ;;
+esac
 source scripts/_env.sh
 senet_env
 # On a shared or busy CPU, OpenMP threads that spin-wait for each other lose ~3x; passive waiting costs little when
@@ -20,8 +29,9 @@ for model in resnet20 se_resnet20; do
     continue
   fi
   rm -rf "$out/$model"
-  echo "== training $model (configs/cifar10_quick.yaml) -> $out/$model"
-  senet train --model "$model" --config configs/cifar10_quick.yaml --seed 0 --output "$out/$model" ${extra[@]+"${extra[@]}"} "$@"
+  echo "== training $model (configs/cifar10_quick.yaml${budget[*]:+, budget ${SENET_QUICKSTART_BUDGET}: ${budget[*]}}) -> $out/$model"
+  senet train --model "$model" --config configs/cifar10_quick.yaml --seed 0 --output "$out/$model" \
+    ${budget[@]+"${budget[@]}"} ${extra[@]+"${extra[@]}"} "$@"
 done
 echo "== results"
 senet compare "$out/resnet20" "$out/se_resnet20" --plot "$out/curves.png" | sed '$d'

@@ -65,3 +65,19 @@ def write_cifar_pickles(folder: Path, splits: dict) -> Path:
     with open(folder / "test_batch", "wb") as f:
         pickle.dump({"data": px.reshape(len(labels), -1).numpy(), "labels": list(labels)}, f)
     return folder
+
+
+def write_class_folder(root: Path, counts: dict[str, int], size: int = 16, seed: int = 0) -> Path:
+    """A split-less ``root/<class>/NNNN.png`` tree (a Kaggle download, a PACS domain): ``counts[class]`` images per
+    class, whose class shows in a channel's brightness like :func:`make_pixels`."""
+    from torchvision.io import write_png
+
+    g = torch.Generator().manual_seed(seed)
+    for c_i, (c, n) in enumerate(sorted(counts.items())):
+        d = root / c
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g)
+            img[c_i % 3] = img[c_i % 3] // 4
+            write_png(img, str(d / f"{i:04d}.png"))
+    return root

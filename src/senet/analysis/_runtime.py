@@ -63,6 +63,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
         "preprocess": pre,
         "input_size": (3, size, size),
         "checkpoint": ckpt,
+        "run_dir": str(Path(path) if Path(path).is_dir() else Path(path).parent),
     }
     return model.to(device), info
 
@@ -104,22 +105,24 @@ def eval_batches(
     ``data`` defaults to the training run's dataset. ``max_images`` keeps about N images, the first
     ``ceil(N / classes)`` of each class.
     """
-    from senet.data import create_loaders, resolve_data
+    from senet.data import create_loaders
+    from senet.data.splits import eval_source
 
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise SenetError(f"--batch-size and --max-images must be positive, got {batch_size} and {max_images}")
     cfg = info["config"]
-    path = resolve_data(data or cfg.get("data"), cfg.get("dataset", "cifar10"), False)
+    source = eval_source(data or None, cfg, info["classes"], info.get("run_dir"))
+    path = getattr(source, "path", source)
     pre = info["preprocess"]
     bundle = create_loaders(
-        path,
+        source,
         batch_size=batch_size,
         eval_batch_size=batch_size,
         device=device,
         loader="tensor" if pre.get("kind") == "tensor" else "dataloader",
         img_size=pre.get("img_size"),
         crop_pct=float(pre.get("crop_pct", cfg.get("crop_pct", 0.875))),
-        workers=int(cfg.get("workers", 4)),
+        workers=None,  # this machine's default, not the training machine's
         with_train=False,
         mean=tuple(pre["mean"]) if pre.get("mean") else None,
         std=tuple(pre["std"]) if pre.get("std") else None,

@@ -513,6 +513,12 @@ def write_tables(
     paths["md"] = out / f"{grid.name}.md"
     _write_text(paths["md"], md)
     if plot and rows:
+        from senet.utils.optional import optional
+
+        # The tables are the result of a long grid: a missing matplotlib skips the figure with a warning, never
+        # the tables.
+        if optional("matplotlib", "the ablation figure", "senet ablate") is None:
+            return paths
         from .plots import plot_ablation
 
         paths["png"] = plot_ablation(

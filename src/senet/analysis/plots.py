@@ -17,16 +17,9 @@ __all__ = ["plot_classwise", "plot_within_class", "plot_depth_summary", "plot_ab
 
 
 def _pyplot():  # noqa: ANN202 - matplotlib is an optional dependency
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        from senet.errors import SenetError
+    from senet.utils.optional import pyplot
 
-        raise SenetError("plots need matplotlib: pip install 'senet[plot]'") from exc
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot("the excitation and ablation figures")
 
 
 def _save(fig, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001

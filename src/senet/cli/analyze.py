@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from senet.analysis._runtime import eval_batches, load_model, pick_device
     from senet.analysis.plots import plot_classwise, plot_depth_summary, plot_within_class
     from senet.errors import SenetError
+    from senet.utils.optional import MissingDependency, warn_skipped
 
     device = pick_device(args.device)
     model, info = load_model(args.checkpoint, device)
@@ -75,31 +76,35 @@ def run(args: argparse.Namespace) -> int:
     npz = save_stats(stats, out / "excitations.npz")
     classes = _pick_classes(args.classes, class_names)
     s = {b: stats.blocks[b] for b in chosen}
-    figs = [
-        plot_classwise(
-            {b: v.mean for b, v in s.items()},
-            {b: v.count for b, v in s.items()},
-            out / "classwise.png",
-            classes=classes,
-            class_names=class_names,
-        ),
-        plot_within_class(
-            {b: v.mean for b, v in s.items()},
-            {b: v.std() for b, v in s.items()},
-            out / "within_class.png",
-            class_index=classes[0],
-            class_name=class_names[classes[0]],
-        ),
-    ]
     summary = stats.summary()
-    figs.append(
-        plot_depth_summary(
-            [r["block"] for r in summary],
-            [r["specificity"] for r in summary],
-            [r["saturation"] for r in summary],
-            out / "depth_summary.png",
+    try:
+        figs = [
+            plot_classwise(
+                {b: v.mean for b, v in s.items()},
+                {b: v.count for b, v in s.items()},
+                out / "classwise.png",
+                classes=classes,
+                class_names=class_names,
+            ),
+            plot_within_class(
+                {b: v.mean for b, v in s.items()},
+                {b: v.std() for b, v in s.items()},
+                out / "within_class.png",
+                class_index=classes[0],
+                class_name=class_names[classes[0]],
+            ),
+        ]
+        figs.append(
+            plot_depth_summary(
+                [r["block"] for r in summary],
+                [r["specificity"] for r in summary],
+                [r["saturation"] for r in summary],
+                out / "depth_summary.png",
+            )
         )
-    )
+    except MissingDependency as exc:  # the statistics (npz, table) are the result; the figures are extra
+        warn_skipped(exc, "senet analyze")
+        figs = []
     from senet.utils.table import print_table
 
     print_table(

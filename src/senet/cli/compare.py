@@ -92,8 +92,14 @@ def run(args: argparse.Namespace) -> int:
     )
     plot = None if (args.plot or "").lower() == "none" else (args.plot or "compare.png")
     if plot:
-        _plot(runs, plot)
-        print(f"curves: {plot}")
+        from senet.utils.optional import MissingDependency, warn_skipped
+
+        try:
+            _plot(runs, plot)
+            print(f"curves: {plot}")
+        except MissingDependency as exc:  # the table above is the result; the plot is a side feature
+            warn_skipped(exc, "senet compare")
+            plot = None
     print(json.dumps({"runs": out, "plot": plot}))
     return 0
 
@@ -103,12 +109,10 @@ def _f(v: Any, nd: int = 2) -> str:
 
 
 def _plot(runs: list[dict[str, Any]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from senet.utils.io import atomic_open
+    from senet.utils.optional import pyplot
+
+    plt = pyplot("the --plot of training curves")
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for r in runs:

@@ -10,13 +10,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval",
         help="evaluate a checkpoint: top-1/top-5 error, per-class accuracy, confusion matrix",
-        description="Evaluate a `senet train` checkpoint on the val/ or test/ split of a dataset.",
+        description=(
+            "Evaluate a `senet train` checkpoint on the val/ or test/ split of a dataset, on the images the run held "
+            "out (--val-fraction / --val-split runs, read from the run's split.json), or on every image of a "
+            "split-less class folder (--data FOLDER of <class>/<image>, classes matched by name)."
+        ),
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="last.pt of a run, or the run folder")
-    p.add_argument("--data", metavar="PATH", help="dataset (default: the one the run trained on)")
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="dataset, or a folder of <class>/<image> (default: the run's own evaluation images)",
+    )
     p.add_argument("--batch-size", type=int, default=500, metavar="N", help="batch size (default: 500)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu or cuda (default: auto)")
-    p.add_argument("--workers", type=int, default=4, metavar="N", help="loader workers, large images (default: 4)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="loader workers, large images (default: 4, at most the CPU cores)"
+    )
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even if the run kept an EMA")
     p.add_argument(
         "--tta",
@@ -39,10 +49,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from senet.data import create_loaders, resolve_data
+    from senet.data import create_loaders
+    from senet.data.splits import eval_source
     from senet.errors import SenetError
     from senet.train import evaluate, load_checkpoint, model_from_checkpoint
+    from senet.train.evaluate import top_confusions
     from senet.train.trainer import resolve_amp, resolve_device
+    from senet.utils.optional import MissingDependency, warn_skipped
     from senet.utils.table import print_table
 
     if args.batch_size <= 0:
@@ -51,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
     cfg, pre = ckpt["config"], ckpt["preprocess"]
     device = resolve_device(args.device)
     model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
-    path = resolve_data(args.data if args.data is not None else cfg["data"], cfg["dataset"])
+    ck = Path(args.checkpoint)
+    source = eval_source(args.data, cfg, list(ckpt["classes"]), ck if ck.is_dir() else ck.parent)
+    path = getattr(source, "path", source)
     data = create_loaders(
-        path,
+        source,
         batch_size=args.batch_size,
         device=device,
         loader="tensor" if pre["kind"] == "tensor" else "dataloader",
@@ -77,18 +92,30 @@ def run(args: argparse.Namespace) -> int:
     tta = args.tta or cfg.get("tta", "none")
     r = evaluate(model, data.eval, len(data.classes), device=device, amp=amp, tta=tta)
     names = list(ckpt.get("class_names") or ckpt["classes"])
+    # A class without images here (a subset folder, a domain lacking it) has no accuracy, not 0 %.
+    per_class = [a if sum(row) else None for a, row in zip(r["per_class"], r["confusion"])]
     print_table(
         ["class", "accuracy %", "images"],
-        [[n, f"{a:.2f}", sum(row)] for n, a, row in zip(names, r["per_class"], r["confusion"])],
+        [[n, "-" if a is None else f"{a:.2f}", sum(row)] for n, a, row in zip(names, per_class, r["confusion"])],
         title=f"{cfg['model']} on {path} ({r['n']} images)",
     )
+    confused = top_confusions(r["confusion"], names, k=10)
+    if confused:
+        print_table(
+            ["true class", "predicted as", "images", "% of true class"],
+            [[c["true"], c["predicted"], c["count"], f"{c['share']:.2f}"] for c in confused],
+            title="most confused pairs",
+        )
     print(f"top-1 error {100 - r['top1']:.2f}%  top-5 error {100 - r['top5']:.2f}%  (top-1 accuracy {r['top1']:.2f}%)")
     plot = None
     if (args.plot or "").lower() != "none":
-        ck = Path(args.checkpoint)
         plot = Path(args.plot) if args.plot else (ck if ck.is_dir() else ck.parent) / "confusion.png"
-        _plot_confusion(r["confusion"], names, plot, f"{cfg['model']}: top-1 error {100 - r['top1']:.2f}%")
-        print(f"confusion matrix: {plot}")
+        try:
+            _plot_confusion(r["confusion"], names, plot, f"{cfg['model']}: top-1 error {100 - r['top1']:.2f}%")
+            print(f"confusion matrix: {plot}")
+        except MissingDependency as exc:  # the numbers above are the result; the image is a side feature
+            warn_skipped(exc, "senet eval")
+            plot = None
     print(
         json.dumps(
             {
@@ -102,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 "top1_err": round(100 - r["top1"], 4),
                 "top5_err": round(100 - r["top5"], 4),
                 "loss": round(r["loss"], 5),
-                "per_class": {n: round(a, 3) for n, a in zip(names, r["per_class"])},
+                "per_class": {n: None if a is None else round(a, 3) for n, a in zip(names, per_class)},
+                "top_confusions": confused,
                 "confusion_png": str(plot) if plot else None,
             }
         )
@@ -111,13 +139,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plot_confusion(conf: list[list[int]], names: list[str], path: Any, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from senet.utils.io import atomic_open
+    from senet.utils.optional import pyplot
+
+    plt = pyplot("the confusion-matrix plot (--plot none skips it)")
 
     c = np.asarray(conf, dtype=float)
     norm = c / np.maximum(c.sum(1, keepdims=True), 1)

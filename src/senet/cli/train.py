@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         saved = run_dir_for(probe) / "config.yaml"
         if saved.is_file():
             base = yaml.safe_load(saved.read_text(encoding="utf-8"))
+            # The run continues in the folder it was found in, whatever an {dataset} in the template now gives.
+            overrides["output"] = str(saved.parent)
     cfg = load_config(args.config, overrides, base=base)
     if args.print_config:
         from senet.train import config_to_dict

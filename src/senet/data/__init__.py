@@ -83,7 +83,7 @@ def create_loaders(
     flip: bool = True,
     flip_mode: str = "random",
     cutout: int = 0,
-    workers: int = 4,
+    workers: int | None = None,
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
@@ -164,6 +164,10 @@ def create_loaders(
         )
     size = img_size or 224
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
+    if workers is None:
+        from senet.utils.system import default_workers
+
+        workers = default_workers()
     kw = dict(device=device, workers=workers, seed=seed, rank=rank, world_size=world_size, channels_last=channels_last)
     train_ds = (
         file_dataset(src, "train", train_transform(size, mean, std), cache_dir, skip_bad_images)
@@ -210,9 +214,9 @@ def _first_image_side(src: DataSource, split: str) -> int:
     from torchvision.io import decode_image
 
     if src.kind == "folder":
-        from .sources import list_folder
+        from .sources import split_listing
 
-        files, _, _ = list_folder(Path(src.root) / split)
+        files, _, _ = split_listing(src, split)
         data = files[0].read_bytes()
     else:
         import tarfile

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .fast import shard_indices
-from .sources import DataSource, _class_names, default_cache_dir, list_folder, safe_extract, source_key
+from .sources import DataSource, _class_names, default_cache_dir, safe_extract, source_key, split_listing
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -101,7 +101,7 @@ def file_dataset(src: DataSource, split: str, transform, cache_dir=None, skip_ba
     from .decode import decode_rgb
 
     root = folder_root(src, cache_dir)
-    files, labels, classes = list_folder(root / split)
+    files, labels, classes = split_listing(src, split, root)
     skipped: list[str] = []
     if skip_bad:
         keep = []
@@ -112,7 +112,7 @@ def file_dataset(src: DataSource, split: str, transform, cache_dir=None, skip_ba
             except SenetError:
                 skipped.append(str(f))
         if not keep:
-            raise SenetError(f"none of the {len(files)} images under {str(root / split)!r} could be decoded")
+            raise SenetError(f"none of the {len(files)} {split} images under {str(root)!r} could be decoded")
         files, labels = [files[i] for i in keep], [labels[i] for i in keep]
     ds = FileDataset(files, labels, classes, transform)
     ds.skipped = skipped  # type: ignore[attr-defined]

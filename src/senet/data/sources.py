@@ -8,6 +8,9 @@ Three on-disk forms are understood, all giving the same ``(items, labels, classe
   names, ``..`` components, links and devices are refused, so nothing is ever written outside the target folder);
 * ``cifar-10-batches-py/`` or ``cifar-100-python/`` as written by ``torchvision.datasets.CIFAR10/100``.
 
+A folder of class folders without split folders (``root/<class>/<image>``), or one whose splits have other names
+(PACS's ``photo/``, ``sketch/``), is read through explicit file lists (:mod:`senet.data.splits`).
+
 Files are ordered by (class folder, file name) in every form, so a folder and its archive give the same order.
 """
 
@@ -19,6 +22,7 @@ import pickle
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +34,9 @@ __all__ = [
     "RawSplit",
     "default_cache_dir",
     "default_data_dir",
+    "dataset_name",
     "detect_source",
+    "is_class_folder",
     "read_split",
     "resolve_data",
     "safe_extract",
@@ -71,16 +77,22 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "senet"
 
 
-def resolve_data(data: str | os.PathLike[str] | None, dataset: str = "cifar10", download: bool = False) -> Path:
+def resolve_data(
+    data: str | os.PathLike[str] | None,
+    dataset: str = "cifar10",
+    download: bool = False,
+    split_folders: tuple[str, ...] = (),
+) -> Path:
     """Turn ``--data`` (a dataset path, a folder of datasets, or ``None``) into the path of one dataset.
 
     With ``data=None`` the folder is :func:`default_data_dir`. A folder that is not itself a dataset is searched for
     the names of ``dataset`` (e.g. ``cifar10-jpeg.tar.gz``). ``download=True`` fetches CIFAR-10/100 with torchvision
-    into ``data`` (or the cache folder) when nothing is found.
+    into ``data`` (or the cache folder) when nothing is found. A folder holding every one of ``split_folders``
+    (``--train-split``/``--val-split`` names) is the dataset itself.
     """
     base = Path(data).expanduser() if data is not None else default_data_dir()
     if base is not None and base.exists():
-        if _looks_like_dataset(base):
+        if _looks_like_dataset(base) or (split_folders and all((base / s).is_dir() for s in split_folders)):
             return base
         for name in KNOWN_NAMES.get(dataset, (dataset,)):
             if (base / name).exists() and _looks_like_dataset(base / name):
@@ -94,6 +106,9 @@ def resolve_data(data: str | os.PathLike[str] | None, dataset: str = "cifar10", 
         )
     if not base.exists():
         raise SenetError(f"data path {str(base)!r} does not exist: pass an existing --data PATH or add --download")
+    hint = _split_less_hint(base)
+    if hint:
+        raise SenetError(hint)
     names = ", ".join(KNOWN_NAMES.get(dataset, (dataset,)))
     raise SenetError(
         f"{str(base)!r} is not a dataset and holds none of {names}: point --data at an ImageFolder dir "
@@ -119,8 +134,46 @@ def _looks_like_dataset(path: Path) -> bool:
     try:
         detect_source(path)
     except SenetError:
-        return False
+        return is_class_folder(path)
     return True
+
+
+def is_class_folder(path: Path) -> bool:
+    """Whether ``path`` is ``<class>/<image>`` folders without split folders (a split-less dataset): some
+    non-hidden sub-folder holds an image file directly."""
+    if not path.is_dir():
+        return False
+    for sub in path.iterdir():
+        if sub.is_dir() and not sub.name.startswith("."):
+            if any(_is_image(f) for f in sub.iterdir()):
+                return True
+    return False
+
+
+def _is_image(f: Path) -> bool:
+    # Hidden files (".DS_Store", macOS "._x.jpg" resource forks) are never images of the class.
+    return f.suffix.lower() in IMG_EXTENSIONS and not f.name.startswith(".") and f.is_file()
+
+
+def dataset_name(path: Path, default: str = "cifar10") -> str:
+    """The name to record for the dataset at ``path``: the :data:`KNOWN_NAMES` key it is stored under
+    (``cifar10-jpeg.tar.gz`` -> ``cifar10``), CIFAR pickles' format, else the file or folder name without its
+    archive suffix (``tiny-imagenet-200``)."""
+    path = Path(path)
+    for key, names in KNOWN_NAMES.items():
+        if path.name in names:
+            return key
+    if path.is_dir():
+        try:
+            src = detect_source(path)
+        except SenetError:
+            src = None
+        if src is not None and src.kind == "pickle":
+            return src.pickle_format
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        name = name.removesuffix(suffix)
+    return name or default
 
 
 @dataclass
@@ -133,6 +186,8 @@ class DataSource:
     root: str = ""
     splits: tuple[str, ...] = ()
     pickle_format: str = ""  # "cifar10" | "cifar100"
+    # Explicit file lists (a split-less class folder, or splits with other names): senet.data.splits.FileLists.
+    lists: Any = None
 
 
 def detect_source(path: str | os.PathLike[str]) -> DataSource:
@@ -155,10 +210,29 @@ def detect_source(path: str | os.PathLike[str]) -> DataSource:
         splits = tuple(s for s in ("train", *EVAL_SPLITS) if (root / s).is_dir())
         if "train" in splits or any(s in splits for s in EVAL_SPLITS):
             return DataSource(path, "folder", str(root), splits)
+    hint = _split_less_hint(path)
+    if hint:
+        raise SenetError(hint)
     raise SenetError(
         f"{str(path)!r} holds no train/, val/ or test/ folder and no CIFAR pickle batches: "
         "expected an ImageFolder tree (train/<class>/<image>)"
     )
+
+
+def _split_less_hint(path: Path) -> str | None:
+    """What to add for a folder of class folders, or of such folders (PACS domains); None for anything else."""
+    if is_class_folder(path):
+        return (
+            f"{str(path)!r} is a folder of class folders without train/ and val/: add --val-fraction 0.2 to hold "
+            "out a stratified 20% for evaluation (or --train-split/--val-split NAME to pick sub-folders)"
+        )
+    domains = [p.name for p in sorted(path.iterdir()) if is_class_folder(p)] if path.is_dir() else []
+    if domains:
+        return (
+            f"{str(path)!r} holds folders of class folders ({', '.join(domains[:6])}) but no train/ or val/: choose "
+            f"them with --train-split {domains[0]} --val-split {domains[-1]} (or --val-fraction F within one)"
+        )
+    return None
 
 
 def _unsafe_member(m: tarfile.TarInfo) -> str | None:
@@ -198,7 +272,10 @@ def _tar_layout(path: Path) -> tuple[str, tuple[str, ...]]:
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SenetError(f"cannot read archive {str(path)!r}: {exc}") from exc
     if not found:
-        raise SenetError(f"archive {str(path)!r} holds no <split>/<class>/<image> members (split = train, val, test)")
+        raise SenetError(
+            f"archive {str(path)!r} holds no <split>/<class>/<image> members (split = train, val, test); for a "
+            "split-less <class>/<image> archive, extract it and pass the folder with --val-fraction F"
+        )
     prefix = min(found, key=len)
     return prefix, tuple(s for s in ("train", *EVAL_SPLITS) if s in found[prefix])
 
@@ -235,27 +312,40 @@ def read_split(src: DataSource, split: str) -> RawSplit:
         return _read_pickle(src, split)
     if src.kind == "tar":
         return _read_tar(src, split)
-    files, labels, classes = list_folder(Path(src.root) / split)
+    files, labels, classes = split_listing(src, split)
     encoded = [f.read_bytes() for f in files]
     return RawSplit(labels, classes, encoded, names=[str(f) for f in files], class_names=_class_names(src, classes))
 
 
+def split_listing(src: DataSource, split: str, root: Path | None = None) -> tuple[list[Path], list[int], list[str]]:
+    """:func:`list_folder` of ``split`` of a folder source, or its explicit file list when ``src.lists`` has one.
+    ``root`` replaces ``src.root`` (an archive's extracted copy)."""
+    base = Path(root) if root is not None else Path(src.root)
+    if src.lists is not None:
+        return src.lists.listing(split, base)
+    return list_folder(base / split)
+
+
+def class_images(folder: Path) -> dict[str, list[str]]:
+    """``{class: [image file names]}`` of ``folder/<class>/<image>``, classes and names sorted; hidden entries,
+    non-images and deeper folders are left out."""
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise SenetError(f"{str(folder)!r} has no class folders: expected {folder}/<class>/<image>")
+    return {c: sorted(f.name for f in (folder / c).iterdir() if _is_image(f)) for c in classes}
+
+
 def list_folder(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     """Image files under ``split_dir/<class>/`` sorted by (class, name), their labels, and the sorted classes."""
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise SenetError(f"{str(split_dir)!r} has no class folders: expected {split_dir}/<class>/<image>")
+    per_class = class_images(split_dir)
     files: list[Path] = []
     labels: list[int] = []
-    for i, c in enumerate(classes):
-        for f in sorted((split_dir / c).iterdir(), key=lambda p: p.name):
-            # Hidden files (".DS_Store", macOS "._x.jpg" resource forks) are never images of the class.
-            if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS and not f.name.startswith("."):
-                files.append(f)
-                labels.append(i)
+    for i, (c, names) in enumerate(per_class.items()):
+        files += [split_dir / c / n for n in names]
+        labels += [i] * len(names)
     if not files:
         raise SenetError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {str(split_dir)!r}")
-    return files, labels, classes
+    return files, labels, list(per_class)
 
 
 def _read_tar(src: DataSource, split: str) -> RawSplit:
@@ -396,5 +486,7 @@ def source_key(src: DataSource, *extra: object) -> str:
             for f in sorted(files):
                 st = os.stat(os.path.join(dirpath, f))
                 parts += [f, st.st_size, st.st_mtime_ns]
+    if src.lists is not None:
+        parts.append(src.lists.digest())  # the same folder read through other file lists is other data
     parts += list(extra)
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]

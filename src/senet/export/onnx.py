@@ -78,8 +78,9 @@ class ExportResult:
 
 def onnx_ops(path: str | os.PathLike[str]) -> list[str]:
     """Sorted op types used by an ONNX file (its main graph)."""
-    import onnx
+    from senet.utils.optional import require
 
+    onnx = require("onnx", "ONNX export")
     return sorted({n.op_type for n in onnx.load(os.fspath(path), load_external_data=False).graph.node})
 
 
@@ -122,8 +123,14 @@ def export_onnx(
     Returns:
         An :class:`ExportResult` with the max difference and the op list.
     """
+    from senet.utils.optional import require
+
     from .optimize import fold_bn as _fold_bn
 
+    # Fail before any work: the export needs onnx (the op list) and, to check it, onnxruntime.
+    require("onnx", "ONNX export")
+    if check:
+        require("onnxruntime", "checking the ONNX export")
     if opset < 13:
         raise SenetError(f"--opset {opset} is too old: senet exports need opset >= 13 (ReduceMean with axes input)")
     model = copy.deepcopy(model).eval()
@@ -187,8 +194,9 @@ class OnnxPredictor:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise SenetError(f"ONNX file {path} does not exist; export one with `senet export MODEL --format onnx`")
-        import onnxruntime as ort
+        from senet.utils.optional import require
 
+        ort = require("onnxruntime", "running ONNX files")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

@@ -55,6 +55,10 @@ def _select_backend() -> None:
 
 _select_backend()
 
+from senet.utils.optional import require  # noqa: E402
+
+require("keras", "senet.keras")  # one line naming the extra instead of a ModuleNotFoundError traceback
+
 from .convert import from_torch, to_torch  # noqa: E402
 from .layers import CBAM, ECA, SCSE, EffectiveSE, SqueezeExcite  # noqa: E402
 

@@ -43,10 +43,9 @@ def create_base_model(spec: str, num_classes: int | None = None) -> nn.Module:
             raise SenetError(f"unknown torchvision model {name!r} in {spec!r}; see torchvision.models.list_models()")
         return torchvision.models.get_model(name, weights=None, **kw)
     if source == "timm":
-        try:
-            import timm
-        except ImportError as e:
-            raise SenetError(f"{spec!r} needs the timm package: pip install timm") from e
+        from senet.utils.optional import require
+
+        timm = require("timm", spec)
         if not timm.is_model(name):
             raise SenetError(f"unknown timm model {name!r} in {spec!r}; see timm.list_models()")
         return timm.create_model(name, pretrained=False, **kw)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from senet.errors import SenetError
+from senet.utils.system import default_workers
 
 __all__ = ["TrainConfig", "load_config", "parse_value", "config_to_dict"]
 
@@ -33,6 +34,11 @@ class TrainConfig:
     data: str | None = None  # dataset path, or a folder holding datasets; None: $SENET_DATA_DIR or ../shared/data
     dataset: str = "cifar10"  # the name looked up inside a data folder (cifar10, cifar100, imagenette, imagenet)
     download: bool = False
+    # Splits that are not train/ + val/ folders (senet.data.splits); the chosen file lists go to <run>/split.json.
+    val_fraction: float = 0.0  # > 0: hold out this stratified share of each class for evaluation
+    train_split: str | None = None  # sub-folder to train on (default train/), e.g. photo
+    val_split: str | None = None  # sub-folder to evaluate on, e.g. sketch (classes may differ: their union is used)
+    split_seed: int = 0  # seed of the --val-fraction draw (kept apart from `seed`, so every seed sees one split)
     output: str = "runs/{model}-s{seed}"
     # Data pipeline.
     loader: str = "auto"  # auto | tensor (small images, augmented on device) | dataloader (files + workers)
@@ -43,7 +49,7 @@ class TrainConfig:
     flip: bool = True
     flip_mode: str = "random"  # random (p=0.5 per image per batch) | alternate (airbench94; tensor loader only)
     cutout: int = 0
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)  # 4, at most the usable CPU cores
     skip_bad_images: bool = False  # leave out undecodable image files (listed at the end) instead of stopping
     train_subset: int = 0  # > 0: train on a fixed random subset of this many images
     cache_dir: str | None = None
@@ -205,6 +211,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"freeze_epochs must be >= 0 and needs --retrofit, got {cfg.freeze_epochs}")
     if cfg.weights and not cfg.retrofit:
         raise SenetError("--weights is the original network's weights for --retrofit; give --retrofit too")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise SenetError(f"val_fraction must be in [0, 1) (e.g. 0.2), got {cfg.val_fraction}")
     if not 0.0 < cfg.crop_pct <= 1.0:
         raise SenetError(f"crop_pct must be in (0, 1], got {cfg.crop_pct}")
 

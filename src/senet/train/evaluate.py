@@ -11,7 +11,7 @@ from torch import nn
 
 from .distributed import DistInfo, all_reduce_sum
 
-__all__ = ["evaluate", "autocast_context", "tta_logits", "TTA_MODES"]
+__all__ = ["evaluate", "autocast_context", "top_confusions", "tta_logits", "TTA_MODES"]
 
 #: Test-time augmentation modes of :func:`tta_logits`.
 TTA_MODES = ("none", "flip", "flip_translate")
@@ -98,4 +98,26 @@ def evaluate(
         totals = c.sum(1).clamp_min(1)
         out["confusion"] = c.tolist()
         out["per_class"] = (100.0 * c.diag().double() / totals).tolist()
+    return out
+
+
+def top_confusions(confusion: list[list[int]], names: list[str], k: int = 10) -> list[dict[str, Any]]:
+    """The ``k`` largest off-diagonal cells of ``confusion`` (rows: true class, columns: predicted), by name:
+    ``{"true", "predicted", "count", "share"}`` with ``share`` the percent of that true class's images; ties are
+    broken by class order. Readable where a many-class confusion matrix is not."""
+    c = torch.as_tensor(confusion, dtype=torch.int64)
+    off = c.clone()
+    off.fill_diagonal_(0)
+    flat = off.flatten()
+    order = torch.sort(flat, descending=True, stable=True).indices[:k].tolist()
+    rows = c.sum(1)
+    out = []
+    for i in order:
+        count = int(flat[i])
+        if count == 0:
+            break
+        t, p = divmod(i, c.shape[1])
+        out.append(
+            {"true": names[t], "predicted": names[p], "count": count, "share": round(100.0 * count / int(rows[t]), 2)}
+        )
     return out

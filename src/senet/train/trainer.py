@@ -120,12 +120,13 @@ class _Logger:
         self.rows: list[dict[str, Any]] = []
         self.tb = None
         if enabled and cfg.tensorboard:
-            try:
+            from senet.utils.optional import optional
+
+            # Logging is a side feature: without tensorboard the run trains and writes metrics.csv as usual.
+            if optional("tensorboard", "TensorBoard logs (--tensorboard)", "senet train") is not None:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:
-                self.print("senet train: tensorboard is not installed; pip install 'senet[tensorboard]'")
         jl = run_dir / "metrics.jsonl"
         if enabled and jl.is_file():
             self.rows = [json.loads(line) for line in jl.read_text().splitlines() if line.strip()]
@@ -202,6 +203,8 @@ def _train(
     print_fn: Any,
 ) -> dict[str, Any]:
     from senet.data import create_loaders, resolve_data
+    from senet.data.sources import dataset_name
+    from senet.data.splits import run_source, split_options
     from senet.utils.io import atomic_write_text
 
     say = print_fn if info.is_main else (lambda *a: None)
@@ -233,12 +236,13 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
 
     # Rank 0 downloads (if asked) while the others wait, then everyone resolves the same path.
-    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download) if info.is_main else None
+    folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
+    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download, folders) if info.is_main else None
     barrier(info)
     if data_path is None:
-        data_path = resolve_data(cfg.data, cfg.dataset, False)
+        data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
     data = create_loaders(
-        data_path,
+        run_source(data_path, split_options(cfg), run_dir, save=info.is_main, say=say),
         batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size,
         device=device,
@@ -330,6 +334,7 @@ def _train(
     logger.epoch_rows(start_epoch)
     resolved = config_to_dict(cfg)
     resolved["resume"] = False
+    resolved["dataset"] = dataset_name(data_path, cfg.dataset)  # what was read, not the lookup name's default
     meta = {
         **code_version(),
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),

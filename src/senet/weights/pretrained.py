@@ -2,8 +2,9 @@
 
 ``senet eval`` uses :func:`get_pretrained_cfg` for its defaults (mean/std, resize/crop, interpolation). The
 published accuracies are the releases' own single-crop ImageNet-1k validation figures (sources:
-/work/shared/docs/reference-numbers.md for SENet, ECA-Net and CBAM; torchvision's weight metadata for the
-torchvision baselines). They are what a correctly converted checkpoint should reproduce, not numbers senet measured.
+../shared/docs/reference-numbers.md beside the repository for SENet, ECA-Net and CBAM; torchvision's weight
+metadata for the torchvision baselines). They are what a correctly converted checkpoint should reproduce, not
+numbers senet measured.
 """
 
 from __future__ import annotations
