@@ -10,18 +10,23 @@ from _research_fixtures import tiny_folder
 from senet.cli import main
 
 
-@pytest.mark.slow  # four short real training runs (~30-60 s on a busy 2-core machine)
-def test_ablate_cli_yaml_grid(tmp_path, capsys) -> None:
+def _tiny_grid_args(tmp_path, seeds: int) -> list[str]:
+    """A two-cell YAML grid (none, SE) on a tiny folder, as ``senet ablate`` arguments."""
     data = tiny_folder(tmp_path / "data")
     grid = tmp_path / "g.yaml"
     grid.write_text(
         "name: tiny\nswept: attention\ntrain: {batch_size: 4, eval_batch_size: 8, threads: 1, progress: none}\n"
         "cells:\n"
-        "  - {label: none, model_kwargs: {attn_layer: null}}\n"
+        "  - {label: none, model_kwargs: {attn_layer: none}}\n"
         "  - {label: SE, model_kwargs: {attn_layer: se}, paper: [23.29, 6.62]}\n"
     )
-    args = ["ablate", "--grid", str(grid), "--model", "resnet20", "--data", str(data), "--seeds", "2", "--epochs", "1"]
-    args += ["--out", str(tmp_path / "out"), "--set", f"cache_dir={tmp_path / 'cache'}"]
+    args = ["ablate", "--grid", str(grid), "--model", "resnet20", "--data", str(data), "--seeds", str(seeds)]
+    return [*args, "--epochs", "1", "--out", str(tmp_path / "out"), "--set", f"cache_dir={tmp_path / 'cache'}"]
+
+
+@pytest.mark.slow  # four short real training runs (~30-60 s on a busy 2-core machine)
+def test_ablate_cli_yaml_grid(tmp_path, capsys) -> None:
+    args = _tiny_grid_args(tmp_path, seeds=2)
     assert main(args) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = res["grids"]["tiny"]["rows"]
@@ -52,16 +57,8 @@ def test_ablate_appends_to_the_ledger_and_resumes_from_it(tmp_path, capsys) -> N
 
     from senet.train.ledger import read_rows
 
-    data = tiny_folder(tmp_path / "data")
-    grid = tmp_path / "g.yaml"
-    grid.write_text(
-        "name: tiny\nswept: attention\ntrain: {batch_size: 4, eval_batch_size: 8, threads: 1, progress: none}\n"
-        "cells:\n  - {label: none, model_kwargs: {attn_layer: none}}\n"
-        "  - {label: SE, model_kwargs: {attn_layer: se}}\n"
-    )
     ledger = tmp_path / "results" / "ablate_tiny.jsonl"
-    args = ["ablate", "--grid", str(grid), "--model", "resnet20", "--data", str(data), "--seeds", "1", "--epochs", "1"]
-    args += ["--out", str(tmp_path / "out"), "--set", f"cache_dir={tmp_path / 'cache'}", "--no-cost"]
+    args = [*_tiny_grid_args(tmp_path, seeds=1), "--no-cost"]
     assert main([*args, "--ledger", str(ledger)]) == 0
     rows = read_rows(ledger)
     assert len(rows) == 2 and {r["experiment"] for r in rows} == {"ablate_tiny"}
