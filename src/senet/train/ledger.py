@@ -142,6 +142,7 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
         "amp": meta.get("amp"),
         "channels_last": meta.get("channels_last"),
         "compile": config.get("compile", False),
+        "threads": meta.get("threads"),
         "epochs": int(result.get("epochs_done", len(rows))),
         "train_s": round(train_s, 3),
         "eval_s": round(eval_s, 3),
