@@ -18,9 +18,11 @@ from senet.train.ledger import (  # noqa: E402
     REQUIRED,
     append_row,
     attention_kind,
+    config_recipe_hash,
     done_keys,
     read_rows,
     recipe_hash,
+    recorded_dataset,
     row_from_run,
 )
 
@@ -104,3 +106,15 @@ def test_a_finished_run_appends_its_row_and_an_unfinished_one_refuses(tmp_path: 
     with pytest.raises(SenetError, match="did not finish"):
         row_from_run(half, "tiny")
     assert len(read_rows(ledger)) == 1
+
+
+def test_config_recipe_hash_names_the_dataset_the_run_will_record(tmp_path: Path) -> None:
+    # A folder of the user's own images records its own name (not the config's default 'cifar10'); a sweep that asks
+    # the ledger before training must hash the same thing, or it trains every finished cell again.
+    write_tree(tmp_path / "flowers", n_train=4, n_test=2)
+    cfg = load_config(None, {"data": str(tmp_path / "flowers")})
+    assert recorded_dataset(cfg) == "flowers"
+    assert config_recipe_hash(cfg) == recipe_hash(dict(config_to_dict(cfg), dataset="flowers"))
+    assert config_recipe_hash(cfg) != recipe_hash(config_to_dict(cfg))
+    missing = load_config(None, {"data": str(tmp_path / "not_there"), "dataset": "cifar100"})
+    assert recorded_dataset(missing) == "cifar100"  # nothing to read yet: the name a download would fetch

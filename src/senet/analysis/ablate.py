@@ -283,11 +283,10 @@ def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, int, 
 def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str]:
     """The ledger's (model, seed, recipe) key of a cell's run, from its resolved training config."""
     from senet.train import load_config
-    from senet.train.config import config_to_dict
-    from senet.train.ledger import recipe_hash
+    from senet.train.ledger import config_recipe_hash
 
     cfg = load_config(config.get("config_file"), {k: v for k, v in config.items() if k != "config_file"})
-    return (cfg.model, cfg.seed, recipe_hash(config_to_dict(cfg)))
+    return (cfg.model, cfg.seed, config_recipe_hash(cfg))
 
 
 def _run_one(train_fn: TrainFn, config: dict[str, Any], run_dir: str) -> dict[str, Any]:

@@ -34,6 +34,8 @@ __all__ = [
     "read_rows",
     "done_keys",
     "row_key",
+    "config_recipe_hash",
+    "recorded_dataset",
 ]
 
 #: Columns every row must have.
@@ -93,6 +95,32 @@ def recipe_hash(config: dict[str, Any]) -> str:
     """12 hex digits identifying the training recipe in ``config`` (a resolved config dict)."""
     recipe = {k: v for k, v in sorted(config.items()) if k not in _NOT_RECIPE}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def recorded_dataset(cfg: Any, data_path: str | os.PathLike[str] | None = None) -> str:
+    """The dataset name a run of ``cfg`` records in its ``config.yaml``: what ``--data`` resolves to, not the lookup
+    name's default (a folder ``flowers/`` records ``flowers`` although ``cfg.dataset`` says ``cifar10``).
+
+    ``data_path`` is the resolved path when the caller has it (the trainer); otherwise it is resolved here without
+    downloading, and a source that cannot be found yet keeps ``cfg.dataset`` (a download fetches that name).
+    """
+    from senet.data.sources import dataset_name, resolve_data
+
+    if data_path is None:
+        folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
+        try:
+            data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
+        except SenetError:
+            return cfg.dataset
+    return dataset_name(Path(data_path), cfg.dataset)
+
+
+def config_recipe_hash(cfg: Any) -> str:
+    """:func:`recipe_hash` of a :class:`~senet.train.TrainConfig` as its finished run will record it, so a sweep can
+    ask the ledger before training whether this cell is done."""
+    from senet.train.config import config_to_dict
+
+    return recipe_hash(dict(config_to_dict(cfg), dataset=recorded_dataset(cfg)))
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, int, str]:

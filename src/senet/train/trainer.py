@@ -203,8 +203,8 @@ def _train(
     print_fn: Any,
 ) -> dict[str, Any]:
     from senet.data import create_loaders, resolve_data
-    from senet.data.sources import dataset_name
     from senet.data.splits import run_source, split_options
+    from senet.train.ledger import recorded_dataset
     from senet.utils.io import atomic_write_text
 
     say = print_fn if info.is_main else (lambda *a: None)
@@ -334,7 +334,7 @@ def _train(
     logger.epoch_rows(start_epoch)
     resolved = config_to_dict(cfg)
     resolved["resume"] = False
-    resolved["dataset"] = dataset_name(data_path, cfg.dataset)  # what was read, not the lookup name's default
+    resolved["dataset"] = recorded_dataset(cfg, data_path)  # what was read, not the lookup name's default
     meta = {
         **code_version(),
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
