@@ -451,7 +451,7 @@ LAYOUTS: dict[str, Layout] = {
         ),
         Layout(
             "efficientnet_pytorch",
-            "lukemelas/EfficientNet-PyTorch and efficientnet-lite-pytorch (_blocks.N._depthwise_conv, TF SAME padding)",
+            "lukemelas/EfficientNet-PyTorch, efficientnet-lite-pytorch (_blocks.N._depthwise_conv, TF SAME padding)",
             "github.com/lukemelas/EfficientNet-PyTorch, github.com/ml-illustrated/EfficientNet-Lite-PyTorch",
             (r"^_conv_stem\.weight$", r"^_blocks\.0\._depthwise_conv\.weight$"),
             (),
