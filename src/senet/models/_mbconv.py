@@ -176,6 +176,8 @@ class MBConvNet(ClassifierModel):
         self.conv_stem = _conv(in_chans, stem_chs, 3, 2, pad_type=pad_type)
         self.bn1 = nn.BatchNorm2d(stem_chs, eps=bn_eps)
         self.act1 = create_act(stem_act)
+        #: ``BlockCfg -> dict``: the paper's SE knobs at a block (also used by senet.retrofit).
+        self.attn_defaults = attn_defaults
         se = is_se_kind(attn_layer)
         total = sum(len(s) for s in stages)
         idx = 0
