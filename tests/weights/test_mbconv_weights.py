@@ -218,7 +218,6 @@ def _imagenet_val_batches(tar_path: Path, mean: float, std: float, batch: int = 
 @pytest.mark.slow
 def test_lite0_release_imagenet_val_subset_top1(lite0_release) -> None:
     ref, model, _ = lite0_release
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     hits_ref = hits_ours = n = 0
     with torch.no_grad():
         for x, y in _imagenet_val_batches(_imagenette_tar(), 0.5, 0.5):
