@@ -212,8 +212,8 @@ class MBConvNet(ClassifierModel):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear) and m is not self.fc and not _in_attn(self, m):
-                self._init_linear(m)
+        # The attention blocks' Linear layers keep PyTorch's default init (senet's SE everywhere).
+        self._init_linear(self.pre_fc)
         self._init_linear(self.fc)
 
     def _init_linear(self, m: nn.Module) -> None:
@@ -246,14 +246,6 @@ class MBConvNet(ClassifierModel):
             for b, block in enumerate(stage, 1):
                 if block.cfg.attn:
                     yield attn_name(s, b), block.attn
-
-
-def _in_attn(model: nn.Module, m: nn.Module) -> bool:
-    # The attention blocks keep their own (PyTorch default) init, as in torchvision's SqueezeExcitation.
-    for blk in model.modules():
-        if isinstance(blk, InvertedResidual) and blk.attn is not None and any(x is m for x in blk.attn.modules()):
-            return True
-    return False
 
 
 def round_chs(c: float, mult: float = 1.0) -> int:
