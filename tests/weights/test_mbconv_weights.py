@@ -117,6 +117,8 @@ def test_layout_structure_the_weights_cannot_show_is_checked(tv_mnv3, tmp_path: 
     torch.save(ref.state_dict(), path)
     with pytest.raises(SenetError, match="pad_type='same'"):
         create_model("efficientnet_lite0", pretrained=str(path))
+    named = convert_checkpoint(str(path), model_name="efficientnet_lite0")  # --model NAME keeps the layout's structure
+    assert named.model_kwargs["pad_type"] == "same" and named.model_kwargs["bn_eps"] == 1e-3
     model = create_model("efficientnet_lite0", pretrained=str(path), pad_type="same", bn_eps=1e-3).eval()
     x = torch.randn(1, 3, 72, 72)
     with torch.no_grad():

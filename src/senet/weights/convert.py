@@ -207,7 +207,11 @@ def infer_model(
     tensors match ``shapes`` (the canonical checkpoint's, when given) wins; failing an exact match, the first
     whose structure fits (the load then adapts or reports the difference).
     """
-    names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
+    if model_name and arch.block == "mbconv":
+        # A named MBConv model still needs the structure the layout implies (BN eps, SAME padding).
+        names = [(model_name, _mbconv_candidates(arch, layout)[0][1])]
+    else:
+        names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
     existing = [(n, kw) for n, kw in names if _model_exists(n)]
     if not existing:
         from senet.models import list_models
