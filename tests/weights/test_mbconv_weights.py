@@ -59,6 +59,13 @@ CASES = [
     ),
     (
         "effnet_pytorch",
+        "efficientnet-lite2",  # width 1.1 with the stem, head and first/last depths fixed
+        "efficientnet_pytorch",
+        "efficientnet_lite2",
+        {"attn_layer": "none", "bn_eps": 1e-3, "pad_type": "same"},
+    ),
+    (
+        "effnet_pytorch",
         "efficientnet-b0",
         "efficientnet_pytorch",
         "efficientnet_b0",
