@@ -127,3 +127,12 @@ def test_speedrun_sweep_records_nothing_for_an_interrupted_run(
     assert not out.exists()
     assert calls == ["speednet", "se_speednet"]  # a failed run moves on; an interrupted one ends the sweep
     assert "ended 'non_finite_loss', not recorded" in text and "interrupted, not recorded" in text and "resume" in text
+
+
+def test_bench_mobile_prints_ratios_to_the_plain_net(capsys: pytest.CaptureFixture) -> None:
+    rows = _script("bench_mobile").main(
+        ["--models", "mobilenet_v3_small", "--size", "32", "--repeats", "1", "--calls", "1"]
+    )
+    assert [r[1] for r in rows] == ["none", "se", "eca"] and rows[0][3] == "1.000"
+    assert all(float(r[2]) > 0 for r in rows)
+    assert "| mobilenet_v3_small | se |" in capsys.readouterr().out

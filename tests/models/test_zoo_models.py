@@ -35,6 +35,9 @@ def test_registry_is_complete() -> None:
         + [f"{p}resnet{d}" for p in ("", "se_", "eca_", "cbam_") for d in (20, 32, 44, 56, 110, 164)]
         + [f"preact_resnet{d}" for d in (20, 32, 44, 56, 110, 164)]
         + ["wrn16_8", "se_wrn16_8", "mobilenet_v2", "se_mobilenet_v2", "eca_mobilenet_v2", "vgg16_bn", "se_vgg16_bn"]
+        + ["mobilenet_v3_large", "mobilenet_v3_small"]
+        + [f"efficientnet_b{i}" for i in range(4)]
+        + [f"efficientnet_lite{i}" for i in range(3)]
     )
     assert sorted(set(expected) - set(ALL)) == []
 
@@ -93,7 +96,9 @@ def test_attention_modules_match_the_model(name: str) -> None:
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, ATTN_TYPES)]
     outer = {id(m) for n, m in found if not any(n.startswith(p + ".") for p, _ in found)}
     assert listed == outer
-    has_attn = name.split("_")[0] in ("se", "eca", "cbam") or name == "senet154"
+    # MobileNetV3 and EfficientNet-B* have SE by default, as in their papers (EfficientNet-Lite has none).
+    se_default = name.startswith(("mobilenet_v3", "efficientnet_b"))
+    has_attn = name.split("_")[0] in ("se", "eca", "cbam") or name == "senet154" or se_default
     assert bool(blocks) == has_attn
     stages = [int(n.split("_")[1]) for n in names]
     assert stages == sorted(stages)

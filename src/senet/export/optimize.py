@@ -29,6 +29,7 @@ from senet.layers.cbam import CBAM, ChannelAttn, SpatialAttn
 from senet.layers.eca import EfficientChannelAttn
 from senet.layers.fused import add_relu, scale_add_relu, spatial_mean, use_fast_path
 from senet.layers.squeeze_excite import EffectiveSE, SqueezeExcite
+from senet.models._mbconv import Conv2dSame
 
 __all__ = [
     "fold_bn",
@@ -50,7 +51,9 @@ class _LeafTracer(fx.Tracer):
     """Keeps attention blocks (CBAM, anything with an ``excitation`` method) opaque, like torch.nn layers."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return _is_attn(m) or super().is_leaf_module(m, qualname)
+        # Conv2dSame pads then convolves: a conv as far as BatchNorm folding goes (its padding is data-dependent
+        # Python, which FX cannot trace into).
+        return _is_attn(m) or isinstance(m, Conv2dSame) or super().is_leaf_module(m, qualname)
 
 
 def _is_attn(m: nn.Module) -> bool:

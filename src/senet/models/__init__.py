@@ -10,8 +10,9 @@ Every model has ``forward_features``, ``forward_head(x, pre_logits=False)``, ``r
 """
 
 # Model files register their entrypoints on import.
-from . import cifar_resnet, mobilenet, resnet, speednet, vgg
+from . import cifar_resnet, efficientnet, mobilenet, mobilenetv3, resnet, speednet, vgg
 from ._base import ClassifierModel
+from ._mbconv import MBConvNet
 from ._registry import create_model, is_model, list_models, model_entrypoint, register_model
 from ._summary import LayerRow, ModelSummary, summary
 from .mobilenet import MobileNetV2
@@ -24,6 +25,7 @@ __all__ = [
     "ClassifierModel",
     "LayerRow",
     "ModelSummary",
+    "MBConvNet",
     "MobileNetV2",
     "ResNet",
     "SpeedNet",

@@ -90,6 +90,12 @@ def _prefix(kind: AttnType) -> str:
     return "SE"
 
 
+def is_se_kind(kind: AttnType) -> bool:
+    from ..models._mbconv import is_se_kind as _is_se
+
+    return _is_se(kind)
+
+
 def _old_rd_channels(old: nn.Module | None) -> int | None:
     """Reduced width of an SE being replaced, so a swap keeps its budget unless told otherwise."""
     for attr in ("fc1", "conv_reduce"):
@@ -109,6 +115,10 @@ def _block_kwargs(kind: AttnType, site: Site, user: dict[str, Any], family: str)
             kw["rd_channels"] = rd
         elif family == "mobilenetv2" and "rd_ratio" in knobs:
             kw["rd_ratio"] = 1 / 8  # the reduction used for SE-MobileNetV2 in the ECA paper and senet's zoo
+    if site.se_defaults and is_se_kind(kind) and not user_sets_width:
+        # senet MBConv nets: the paper's SE form (width from the expanded or input channels, its gate and
+        # activation), unless the user sets a width; a swap keeps the old SE's width (already in kw).
+        kw = {**{k: v for k, v in site.se_defaults.items() if k in knobs}, **kw}
     kw.update(user)
     return kw
 

@@ -33,6 +33,7 @@ SUPPORTED = (
     "torchvision EfficientNet/MobileNetV3 and timm EfficientNet-style models (replace their SE)",
     "timm ResNet/ResNeXt (the block's `se` slot)",
     "senet ResNets (the block's `attn` slot)",
+    "senet MobileNetV3/EfficientNet/EfficientNet-Lite (the MBConv block's `attn` slot, after the depthwise conv)",
 )
 
 # Attribute under which the generic rule hangs the block on its target (a name unlikely to clash).
@@ -50,6 +51,7 @@ class Site:
     install: Callable[[nn.Module], None] = field(repr=False)
     replaced: nn.Module | None = field(default=None, repr=False)  # the module a swap removes
     name: str = ""  # paper-style name, filled in by the caller
+    se_defaults: dict = field(default_factory=dict)  # the family's SE knobs at this site (senet MBConv nets)
 
 
 @dataclass
@@ -302,8 +304,31 @@ def _plan_swap(model: nn.Module, position: str) -> Plan | None:
     return Plan("swap-existing-se", sites, sorted({s.stage for s in sites}))
 
 
+def _plan_senet_mbconv(model: nn.Module, position: str) -> Plan | None:
+    from ..models._mbconv import InvertedResidual, MBConvNet
+
+    if not isinstance(model, MBConvNet):
+        return None
+    _check_position("senet MBConv net", position, ("standard",))
+    # The paper's SE sites (every block for EfficientNet and Lite, the marked ones for MobileNetV3), so adding
+    # attention to a plain net and replacing an SE net's both give a model with the entrypoint's keys.
+    blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, InvertedResidual) and m.cfg.attn]
+    sites = []
+    for path, block in blocks:
+        # blocks.<s>.<i>: the same SE_<s+1>_<i+1> names as the model's own attention_modules().
+        stage, index = (int(p) + 1 for p in path.split(".")[1:3])
+
+        def install(m: nn.Module, block: nn.Module = block) -> None:
+            block.attn = m
+
+        se = model.attn_defaults(block.cfg) if model.attn_defaults else {}
+        sites.append(Site(f"{path}.attn", block.cfg.exp_chs, stage, index, install, block.attn, se_defaults=se))
+    return Plan("senet-mbconv", sites, sorted({s.stage for s in sites}))
+
+
 _PLANNERS = (
     _plan_senet_resnet,
+    _plan_senet_mbconv,
     _plan_tv_resnet,
     _plan_timm_resnet,
     _plan_mobilenetv2,

@@ -89,6 +89,8 @@ def _candidate_names(arch: Arch, layout: str) -> list[tuple[str, dict[str, Any]]
     Registered names come first (``se_resnet50_caffe`` for the Caffe release); a family member with explicit
     overrides follows for widths the registry has no name for (torchvision's ``resnext101_32x8d``).
     """
+    if arch.block == "mbconv":
+        return _mbconv_candidates(arch, layout)
     prefix = {"se": "se_", "eca": "eca_", "cbam": "cbam_", None: ""}[arch.attn]
     d = arch.depth
     if arch.deep_stem and arch.groups == 64:
@@ -114,9 +116,35 @@ def _candidate_names(arch: Arch, layout: str) -> list[tuple[str, dict[str, Any]]
     return out
 
 
+#: MBConv entrypoints, by whether the net has MobileNetV3's hidden FC after pooling.
+_MBCONV_NAMES = {
+    True: ("mobilenet_v3_large", "mobilenet_v3_small"),
+    False: tuple(f"efficientnet_b{i}" for i in range(4)) + tuple(f"efficientnet_lite{i}" for i in range(3)),
+}
+
+
+def _mbconv_candidates(arch: Arch, layout: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every MBConv entrypoint with the attention the tensors show and the structure the layout implies; the
+    exact tensor-shape match in :func:`infer_model` picks the one."""
+    kw = {"attn_layer": arch.attn or "none", **_mbconv_layout_kwargs(arch, layout)}
+    names = _MBCONV_NAMES[bool(arch.head_hidden)]
+    if arch.attn is None:
+        # Without SE, EfficientNet-Lite and SE-less B0..B2 have the same tensors (only the activation differs,
+        # ReLU6 vs SiLU); the published SE-less weights are the Lite ones.
+        names = tuple(sorted(names, key=lambda n: "lite" not in n))
+    return [(name, dict(kw)) for name in names]
+
+
+def _mbconv_layout_kwargs(arch: Arch, layout: str) -> dict[str, Any]:
+    fn = get_layout(layout).mbconv_kwargs
+    return dict(fn(arch)) if fn is not None else {}
+
+
 def _attn_kwarg_options(arch: Arch) -> list[dict[str, Any]]:
     """``create_model`` overrides to try, in order, so the attention widths / kernels / biases match."""
     opts: list[dict[str, Any]] = [{}]
+    if arch.block == "mbconv":
+        return opts
     if arch.attn in ("se", "cbam"):
         bias_key = "bias" if arch.attn == "se" else "mlp_bias"
         base = {bias_key: bool(arch.attn_bias)}
@@ -131,7 +159,7 @@ def _attn_kwarg_options(arch: Arch) -> list[dict[str, Any]]:
 
 def _structure_options(arch: Arch, layout: str) -> list[dict[str, Any]]:
     """Overrides that put the stride and the stem pool where ``layout`` has them (tried after the defaults)."""
-    if layout == "senet":
+    if layout == "senet" or arch.block == "mbconv":
         return [{}]
     caffe = get_layout(layout).caffe
     opt: dict[str, Any] = {"stem_pool": "caffe" if caffe else "pad"}
@@ -179,7 +207,11 @@ def infer_model(
     tensors match ``shapes`` (the canonical checkpoint's, when given) wins; failing an exact match, the first
     whose structure fits (the load then adapts or reports the difference).
     """
-    names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
+    if model_name and arch.block == "mbconv":
+        # A named MBConv model still needs the structure the layout implies (BN eps, SAME padding).
+        names = [(model_name, _mbconv_candidates(arch, layout)[0][1])]
+    else:
+        names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
     existing = [(n, kw) for n, kw in names if _model_exists(n)]
     if not existing:
         from senet.models import list_models
@@ -349,6 +381,8 @@ def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> lis
     problems: list[str] = []
     if arch is None or layout in ("senet",):
         return problems
+    if arch.block == "mbconv":
+        return _mbconv_structure_problems(model, layout, arch)
     caffe = get_layout(layout).caffe
     if caffe and arch.block == "basic":
         # timm's legacy_seresnet18/34 (the Caffe release has no basic-block SE nets) put a ReLU between bn2 and
@@ -377,6 +411,24 @@ def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> lis
             where = "first 1x1 conv" if want_1x1 else "3x3 conv"
             problems.append(f"this layout puts the stride on the {where} of each bottleneck (model: the other)")
         del conv2
+    return problems
+
+
+def _mbconv_structure_problems(model: nn.Module, layout: str, arch: Arch) -> list[str]:
+    """BatchNorm epsilon and TF SAME padding: the layout implies them, the tensors cannot show them."""
+    from senet.models._mbconv import Conv2dSame
+
+    want = _mbconv_layout_kwargs(arch, layout)
+    problems = []
+    bn = next((m for m in model.modules() if isinstance(m, nn.BatchNorm2d)), None)
+    if "bn_eps" in want and bn is not None and abs(bn.eps - want["bn_eps"]) > 1e-12:
+        problems.append(f"this layout needs BatchNorm eps={want['bn_eps']:g} (model: {bn.eps:g})")
+    same = any(isinstance(m, Conv2dSame) for m in model.modules())
+    if same != (want.get("pad_type") == "same"):
+        problems.append(f"this layout needs pad_type={want.get('pad_type', '')!r} (model: {'same' if same else ''!r})")
+    if problems:
+        call = ", ".join(f"{k}={v!r}" for k, v in want.items())
+        problems.append(f"build the model with create_model(name, {call})")
     return problems
 
 
@@ -489,6 +541,8 @@ def _structure_signature(model: nn.Module) -> list[tuple[Any, ...]]:
             extra = (m.attn_position,)
         elif hasattr(m, "squeeze") and isinstance(m.squeeze, str):
             extra = (m.squeeze,)
+        elif isinstance(m, nn.BatchNorm2d):
+            extra = (m.eps,)
         sig.append((name, type(m).__name__, *extra))
     return sig
 

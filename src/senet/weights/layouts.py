@@ -83,6 +83,9 @@ class Layout:
     to_canonical: Callable[[StateDict], StateDict]
     caffe: bool = False
     priority: int = 0  # higher wins when several layouts match
+    #: MBConv layouts: ``create_model`` overrides the layout implies for weights of an :class:`Arch` (BatchNorm
+    #: epsilon, TF SAME padding), which the tensors cannot show. ``None`` for the ResNet layouts.
+    mbconv_kwargs: Callable[[Arch], dict] | None = None
 
     def evidence(self, keys: Iterable[str]) -> list[str] | None:
         """The keys that prove this layout, or None when it does not match."""
@@ -222,6 +225,129 @@ def _moskomule_to_canonical(sd: StateDict) -> StateDict:
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# MBConv families (MobileNetV3, EfficientNet, EfficientNet-Lite): every layout goes through one ordered block list
+# ---------------------------------------------------------------------------------------------------------------
+
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def _take(sd: StateDict, out: StateDict, src: str, dst: str, squeeze: bool = False) -> None:
+    """Move every tensor under module ``src`` to module ``dst`` (1x1 conv weights as Linear with ``squeeze``)."""
+    for k in [k for k in sd if k.startswith(src + ".")]:
+        v = sd.pop(k)
+        out[dst + k[len(src) :]] = _squeeze_1x1(v) if squeeze and k.endswith(".weight") else v
+
+
+def _mbconv_canonical(
+    sd: StateDict,
+    stem: tuple[str, str],
+    blocks: list[dict[str, str]],
+    head: tuple[str, str],
+    fc: str,
+    pre_fc: str = "",
+) -> StateDict:
+    """Canonical senet MBConv names from source module names.
+
+    ``blocks`` lists, in forward order, each block's source modules by part: ``pw``/``bn1`` (expansion),
+    ``dw``/``bn2``, ``se1``/``se2`` (the SE's reduce/expand), ``pwl``/``bn3`` (projection). Blocks are grouped into
+    senet's stages by runs of equal output channels, which is where both papers' stages (and timm's) break.
+    """
+    sd = dict(sd)
+    out: StateDict = {}
+    _take(sd, out, stem[0], "conv_stem")
+    _take(sd, out, stem[1], "bn1")
+    stage, idx, prev = -1, 0, None
+    names = {"pw": "conv_pw", "bn1": "bn1", "dw": "conv_dw", "bn2": "bn2", "pwl": "conv_pwl", "bn3": "bn3"}
+    for parts in blocks:
+        out_chs = int(sd[parts["pwl"] + ".weight"].shape[0])
+        if out_chs != prev:
+            stage, idx, prev = stage + 1, 0, out_chs
+        p = f"blocks.{stage}.{idx}."
+        for part, src in parts.items():
+            if part in ("se1", "se2"):
+                _take(sd, out, src, p + ("attn.fc1" if part == "se1" else "attn.fc2"), squeeze=True)
+            else:
+                _take(sd, out, src, p + names[part])
+        idx += 1
+    _take(sd, out, head[0], "conv_head")
+    _take(sd, out, head[1], "bn2")
+    if pre_fc:
+        _take(sd, out, pre_fc, "pre_fc", squeeze=True)
+    _take(sd, out, fc, "fc")
+    out.update(sd)  # anything unrecognised stays, so the strict load names it
+    return out
+
+
+def _natural(key: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", key))
+
+
+def _torchvision_mbconv_to_canonical(sd: StateDict) -> StateDict:
+    # features.0 = stem; features.i(.j).block.{n} = the blocks (Conv2dNormActivation .0/.1, SE .fc1/.fc2);
+    # the last features.L = head conv; classifier.0 (MobileNetV3's hidden FC) and the last Linear.
+    prefixes = sorted(
+        {m.group(1) for k in sd if (m := re.match(r"^(features\.\d+(?:\.\d+)?)\.block\.", k))}, key=_natural
+    )
+    blocks = []
+    for p in prefixes:
+        subs = sorted({int(m.group(1)) for k in sd if (m := re.match(re.escape(p) + r"\.block\.(\d+)\.", k))})
+        convs = [j for j in subs if f"{p}.block.{j}.0.weight" in sd]
+        dw = next(j for j in convs if sd[f"{p}.block.{j}.0.weight"].shape[1] == 1)
+        parts = {"dw": f"{p}.block.{dw}.0", "bn2": f"{p}.block.{dw}.1"}
+        if convs[0] != dw:
+            parts.update(pw=f"{p}.block.{convs[0]}.0", bn1=f"{p}.block.{convs[0]}.1")
+        parts.update(pwl=f"{p}.block.{convs[-1]}.0", bn3=f"{p}.block.{convs[-1]}.1")
+        se = [j for j in subs if f"{p}.block.{j}.fc1.weight" in sd]
+        if se:
+            parts.update(se1=f"{p}.block.{se[0]}.fc1", se2=f"{p}.block.{se[0]}.fc2")
+        blocks.append(parts)
+    last = max((int(m.group(1)) for k in sd if (m := re.match(r"^features\.(\d+)\.0\.weight$", k))), default=0)
+    linears = sorted({m.group(1) for k in sd if (m := re.match(r"^classifier\.(\d+)\.weight$", k))}, key=int)
+    pre_fc = f"classifier.{linears[0]}" if len(linears) > 1 else ""
+    return _mbconv_canonical(
+        sd, ("features.0.0", "features.0.1"), blocks, (f"features.{last}.0", f"features.{last}.1"),
+        f"classifier.{linears[-1]}", pre_fc,
+    )  # fmt: skip
+
+
+def _timm_mbconv_to_canonical(sd: StateDict) -> StateDict:
+    # timm EfficientNet / MobileNetV3: blocks.s.i with conv_pw/bn1/conv_dw/bn2/se.conv_reduce/se.conv_expand/
+    # conv_pwl/bn3; a depthwise-separable block (expansion 1) is conv_dw/bn1/se/conv_pw/bn2; MobileNetV3's last
+    # stage is a ConvBnAct (conv, bn1) and its conv_head (with bias) is the hidden FC after pooling.
+    prefixes = sorted({m.group(1) for k in sd if (m := re.match(r"^(blocks\.\d+\.\d+)\.", k))}, key=_natural)
+    blocks = []
+    head = ("conv_head", "bn2")
+    pre_fc = ""
+    for p in prefixes:
+        if f"{p}.conv.weight" in sd:  # MobileNetV3's final 1x1 ConvBnAct stage
+            head, pre_fc = (f"{p}.conv", f"{p}.bn1"), "conv_head"
+            continue
+        if f"{p}.conv_pwl.weight" in sd:
+            parts = {"pw": f"{p}.conv_pw", "bn1": f"{p}.bn1", "dw": f"{p}.conv_dw", "bn2": f"{p}.bn2"}
+            parts.update(pwl=f"{p}.conv_pwl", bn3=f"{p}.bn3")
+        else:
+            parts = {"dw": f"{p}.conv_dw", "bn2": f"{p}.bn1", "pwl": f"{p}.conv_pw", "bn3": f"{p}.bn2"}
+        if f"{p}.se.conv_reduce.weight" in sd:
+            parts.update(se1=f"{p}.se.conv_reduce", se2=f"{p}.se.conv_expand")
+        blocks.append(parts)
+    return _mbconv_canonical(sd, ("conv_stem", "bn1"), blocks, head, "classifier", pre_fc)
+
+
+def _effnet_pytorch_to_canonical(sd: StateDict) -> StateDict:
+    # lukemelas/EfficientNet-PyTorch and its forks (efficientnet-lite-pytorch): _blocks.N flat, _fc classifier.
+    blocks = []
+    for n in sorted({int(m.group(1)) for k in sd if (m := re.match(r"^_blocks\.(\d+)\.", k))}):
+        p = f"_blocks.{n}"
+        parts = {"dw": f"{p}._depthwise_conv", "bn2": f"{p}._bn1", "pwl": f"{p}._project_conv", "bn3": f"{p}._bn2"}
+        if f"{p}._expand_conv.weight" in sd:
+            parts.update(pw=f"{p}._expand_conv", bn1=f"{p}._bn0")
+        if f"{p}._se_reduce.weight" in sd:
+            parts.update(se1=f"{p}._se_reduce", se2=f"{p}._se_expand")
+        blocks.append(parts)
+    return _mbconv_canonical(sd, ("_conv_stem", "_bn0"), blocks, ("_conv_head", "_bn1"), "_fc")
+
+
 _ATTN_ANY = r"\.(se|se_module|se_layer|eca|cbam|attn)\."
 
 #: Every layout senet converts, most specific first.
@@ -293,6 +419,48 @@ LAYOUTS: dict[str, Layout] = {
             priority=8,
         ),
         Layout(
+            "senet_mbconv",
+            "senet's own MobileNetV3 / EfficientNet names (a converted file or a training checkpoint)",
+            "senet",
+            (r"^conv_stem\.weight$", r"^blocks\.0\.0\.conv_dw\.weight$", r"^fc\.weight$"),
+            (r"^classifier\.", r"\.se\.conv_reduce\."),
+            _identity,
+            priority=10,
+            mbconv_kwargs=lambda arch: {},
+        ),
+        Layout(
+            "timm_mbconv",
+            "timm EfficientNet / MobileNetV3 (efficientnet_b*, efficientnet_lite*, mobilenetv3_*_100)",
+            "github.com/huggingface/pytorch-image-models timm/models/efficientnet.py, mobilenetv3.py",
+            (r"^conv_stem\.weight$", r"^blocks\.0\.0\.conv_dw\.weight$"),
+            (r"^fc\.",),
+            _timm_mbconv_to_canonical,
+            priority=8,
+            mbconv_kwargs=lambda arch: {"bn_eps": 1e-5},
+        ),
+        Layout(
+            "torchvision_mbconv",
+            "torchvision mobilenet_v3_large/small and efficientnet_b0..b7",
+            "github.com/pytorch/vision torchvision/models/mobilenetv3.py, efficientnet.py",
+            (r"^features\.0\.0\.weight$", r"\.block\.\d+\.0\.weight$", r"^classifier\."),
+            (),
+            _torchvision_mbconv_to_canonical,
+            priority=8,
+            # torchvision's MobileNetV3 uses BatchNorm eps 1e-3, its EfficientNet-B0..B4 the default 1e-5.
+            mbconv_kwargs=lambda arch: {"bn_eps": 1e-3 if arch.head_hidden else 1e-5},
+        ),
+        Layout(
+            "efficientnet_pytorch",
+            "lukemelas/EfficientNet-PyTorch, efficientnet-lite-pytorch (_blocks.N._depthwise_conv, TF SAME padding)",
+            "github.com/lukemelas/EfficientNet-PyTorch, github.com/ml-illustrated/EfficientNet-Lite-PyTorch",
+            (r"^_conv_stem\.weight$", r"^_blocks\.0\._depthwise_conv\.weight$"),
+            (),
+            _effnet_pytorch_to_canonical,
+            priority=8,
+            # TF-trained weights: BatchNorm eps 1e-3 and SAME padding (stride-2 convs pad bottom/right).
+            mbconv_kwargs=lambda arch: {"bn_eps": 1e-3, "pad_type": "same"},
+        ),
+        Layout(
             "torchvision",
             "torchvision resnet*/resnext*/wide_resnet* (same names as timm's plain resnet*)",
             "github.com/pytorch/vision torchvision/models/resnet.py",
@@ -362,6 +530,7 @@ class Arch:
     eca_kernels: tuple[int, ...] = ()  # ECA kernel per stage
     downsample_kernel: int = 1  # projection shortcut kernel (SENet-154: 3 in stages 3-5)
     num_classes: int = 0
+    head_hidden: int = 0  # MBConv nets: MobileNetV3's hidden FC width after pooling (0: none)
 
     @property
     def depth(self) -> int:
@@ -378,6 +547,10 @@ class Arch:
         return self.width * 64 // (self.planes * self.groups)
 
     def describe(self) -> str:
+        if self.block == "mbconv":
+            att = self.attn or "no attention"
+            hid = f", hidden FC {self.head_hidden}" if self.head_hidden else ""
+            return f"MBConv blocks {list(self.depths)}, stem {self.width}, {att}{hid}, {self.num_classes} classes"
         parts = [f"{self.block} blocks {list(self.depths)} (depth {self.depth})"]
         if self.deep_stem:
             parts.append("deep 3x3 stem")
@@ -394,6 +567,8 @@ class Arch:
 
 def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
     """Read the architecture off canonical tensor names and shapes."""
+    if "blocks.0.0.conv_dw.weight" in sd:
+        return _infer_mbconv_arch(sd)
     stages: dict[int, set[int]] = {}
     for k in sd:
         m = re.match(r"^layer(\d+)\.(\d+)\.", k)
@@ -447,4 +622,28 @@ def infer_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
         downsample_kernel=ds_kernel,
         num_classes=int(fc_w.shape[0]) if fc_w is not None else 0,
         planes=int(sd["layer1.0.conv3.weight"].shape[0] // 4 if bottleneck else conv2.shape[0]),
+    )
+
+
+def _infer_mbconv_arch(sd: Mapping[str, torch.Tensor]) -> Arch:
+    stages: dict[int, set[int]] = {}
+    for k in sd:
+        m = re.match(r"^blocks\.(\d+)\.(\d+)\.", k)
+        if m:
+            stages.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    attn = None
+    if any(k.endswith(".attn.fc1.weight") for k in sd):
+        attn = "se"
+    elif any(k.endswith(".attn.conv.weight") for k in sd):
+        attn = "eca"
+    fc_w, pre = sd.get("fc.weight"), sd.get("pre_fc.weight")
+    return Arch(
+        block="mbconv",
+        depths=tuple(len(stages[s]) for s in sorted(stages)),
+        deep_stem=False,
+        groups=1,
+        width=int(sd["conv_stem.weight"].shape[0]),
+        attn=attn,
+        num_classes=int(fc_w.shape[0]) if fc_w is not None else 0,
+        head_hidden=int(pre.shape[0]) if pre is not None else 0,
     )

