@@ -10,7 +10,7 @@ from torch import nn
 
 from senet.errors import SenetError
 
-__all__ = ["ClassifierModel", "attn_name", "merge_kwargs", "check_positive_classes"]
+__all__ = ["ClassifierModel", "attn_name", "merge_kwargs", "check_positive_classes", "init_conv_bn"]
 
 
 def attn_name(stage: int, block: int) -> str:
@@ -20,6 +20,18 @@ def attn_name(stage: int, block: int) -> str:
     CBAM twin share names and can be compared key by key.
     """
     return f"SE_{stage}_{block}"
+
+
+def init_conv_bn(model: nn.Module) -> None:
+    """torchvision's init of the mobile families: Kaiming-normal (fan_out) convs with zero bias, BN at (1, 0)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def merge_kwargs(defaults: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any]:

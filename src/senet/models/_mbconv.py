@@ -26,7 +26,7 @@ from senet.errors import SenetError
 from senet.layers import create_attn, get_attn
 from senet.layers.helpers import create_act, make_divisible
 
-from ._base import ClassifierModel, attn_name, check_positive_classes
+from ._base import ClassifierModel, attn_name, check_positive_classes, init_conv_bn
 
 __all__ = ["BlockCfg", "Conv2dSame", "InvertedResidual", "MBConvNet", "PAD_TYPES", "is_se_kind"]
 
@@ -204,14 +204,7 @@ class MBConvNet(ClassifierModel):
         self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.linear_init = linear_init
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         # The attention blocks' Linear layers keep PyTorch's default init (senet's SE everywhere).
         self._init_linear(self.pre_fc)
         self._init_linear(self.fc)

@@ -24,7 +24,7 @@ from torch import nn
 from senet.errors import SenetError
 from senet.layers import create_attn
 
-from ._base import ClassifierModel, attn_name, check_positive_classes
+from ._base import ClassifierModel, attn_name, check_positive_classes, init_conv_bn
 from ._registry import register_model
 
 __all__ = ["MobileNetV2", "InvertedResidual", "ATTN_POSITIONS"]
@@ -145,14 +145,7 @@ class MobileNetV2(ClassifierModel):
             nn.Dropout(drop_rate),
             nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity(),
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         self._init_classifier()
 
     def _init_classifier(self) -> None:
