@@ -229,7 +229,9 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"crop_pct must be in (0, 1], got {cfg.crop_pct}")
     if cfg.eval_subset < 0 or cfg.crop < 0:
         raise SenetError(f"eval_subset and crop must not be negative, got {cfg.eval_subset}, {cfg.crop}")
-    denoise_keys = [k for k in ("noise_sigma", "crop", "denoise_loss", "eval_sigmas") if getattr(cfg, k) != _DEFAULTS[k]]
+    denoise_keys = [
+        k for k in ("noise_sigma", "crop", "denoise_loss", "eval_sigmas") if getattr(cfg, k) != _DEFAULTS[k]
+    ]
     if cfg.task != "denoise" and denoise_keys:
         raise SenetError(f"{', '.join(denoise_keys)} set but task is {cfg.task!r}: add --task denoise")
     if cfg.task == "denoise":
@@ -240,7 +242,9 @@ def _validate(cfg: TrainConfig) -> None:
         if not cfg.eval_sigmas or any(s < 0 for s in cfg.eval_sigmas):
             raise SenetError(f"eval_sigmas must be a non-empty list of non-negative numbers, got {cfg.eval_sigmas}")
         if cfg.retrofit:
-            raise SenetError("task denoise trains a denoiser (e.g. --model se_denoiser); --retrofit is for classifiers")
+            raise SenetError(
+                "task denoise trains a denoiser (e.g. --model se_denoiser); --retrofit is for classifiers"
+            )
 
 
 def _apply(values: dict[str, Any], source: str, current: dict[str, Any]) -> None:

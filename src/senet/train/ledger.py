@@ -201,7 +201,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def required_columns(row: dict[str, Any]) -> tuple[str, ...]:
-    """The columns a training-run row must have: :data:`DENOISE_REQUIRED` for a denoising run, else :data:`REQUIRED`."""
+    """The columns a run's row needs: :data:`DENOISE_REQUIRED` for a denoising run, else :data:`REQUIRED`."""
     return DENOISE_REQUIRED if row.get("task") == "denoise" else REQUIRED
 
 

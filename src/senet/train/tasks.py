@@ -23,7 +23,7 @@ from senet.errors import SenetError
 from .distributed import DistInfo, all_reduce_sum
 from .evaluate import autocast_context, evaluate
 
-__all__ = ["ClassifyTask", "DenoiseTask", "create_task", "sigma_range", "TASKS"]
+__all__ = ["ClassifyTask", "DenoiseTask", "create_task", "sigma_range", "psnr", "ssim", "TASKS"]
 
 TASKS = ("classify", "denoise")
 
@@ -132,7 +132,7 @@ class DenoiseTask:
     loader_overrides: dict[str, Any] = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "pad": 0, "cutout": 0}
 
     def __init__(self, cfg: Any, rank: int = 0) -> None:
-        self.tm = _torchmetrics()
+        _torchmetrics()  # fail at the start of the run, not at its first evaluation
         self.sigma = sigma_range(cfg.noise_sigma)
         self.crop = int(cfg.crop)
         self.loss_name = cfg.denoise_loss
@@ -182,22 +182,12 @@ class DenoiseTask:
         loss = F.mse_loss(out, clean.float()) if self.loss_name == "l2" else F.l1_loss(out, clean.float())
         return loss, (out, clean)
 
-    def psnr(self, out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """Per-image PSNR (dB) of ``out`` against ``clean``, both in [0, 1] (torchmetrics)."""
-        f = self.tm.functional.image.peak_signal_noise_ratio
-        return f(out.float(), clean.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
-
-    def ssim(self, out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """Per-image SSIM (11x11 Gaussian window, sigma 1.5; torchmetrics)."""
-        f = self.tm.functional.image.structural_similarity_index_measure
-        return f(out.float(), clean.float(), data_range=1.0, reduction="none")
-
     def accumulate(self, sums: torch.Tensor, loss: torch.Tensor, out: Any, y: torch.Tensor) -> int:
         den, clean = out
         n = clean.shape[0]
         sums[0] += loss.detach().double() * n
         with torch.no_grad():
-            sums[1] += self.psnr(den.detach().clamp(0, 1), clean).double().sum()
+            sums[1] += psnr(den.detach().clamp(0, 1), clean).double().sum()
         sums[2] += n
         return n
 
@@ -235,9 +225,9 @@ class DenoiseTask:
                     fn = F.mse_loss if self.loss_name == "l2" else F.l1_loss
                     sums[-2] += fn(out, clean, reduction="none").flatten(1).mean(1).double().sum()
                 out = out.clamp(0, 1)
-                sums[3 * i] += self.psnr(out, clean).double().sum()
-                sums[3 * i + 1] += self.ssim(out, clean).double().sum()
-                sums[3 * i + 2] += self.psnr(noisy, clean).double().sum()
+                sums[3 * i] += psnr(out, clean).double().sum()
+                sums[3 * i + 1] += ssim(out, clean).double().sum()
+                sums[3 * i + 2] += psnr(noisy, clean).double().sum()
             sums[-1] += clean.shape[0]
         all_reduce_sum(sums, dist_info or DistInfo())
         model.train(was_training)
@@ -291,6 +281,18 @@ class DenoiseTask:
         return out
 
 
+def psnr(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of ``out`` against ``clean``, ``(N, C, H, W)`` in [0, 1] (torchmetrics)."""
+    f = _torchmetrics().functional.image.peak_signal_noise_ratio
+    return f(out.float(), clean.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of ``(N, C, H, W)`` images in [0, 1] (11x11 Gaussian window, sigma 1.5; torchmetrics)."""
+    f = _torchmetrics().functional.image.structural_similarity_index_measure
+    return f(out.float(), clean.float(), data_range=1.0, reduction="none")
+
+
 def _torchmetrics() -> Any:
     from senet.utils.optional import require
 
@@ -306,4 +308,3 @@ def create_task(cfg: Any, rank: int = 0) -> ClassifyTask | DenoiseTask:
     if cfg.task == "classify":
         return ClassifyTask(cfg)
     raise SenetError(f"task must be one of {', '.join(TASKS)}, not {cfg.task!r}")
-
