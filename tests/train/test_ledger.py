@@ -18,9 +18,12 @@ from senet.train.ledger import (  # noqa: E402
     REQUIRED,
     append_row,
     attention_kind,
+    config_key,
+    config_recipe_hash,
     done_keys,
     read_rows,
     recipe_hash,
+    recorded_dataset,
     row_from_run,
 )
 
@@ -28,6 +31,7 @@ from senet.train.ledger import (  # noqa: E402
 def _row(**kw):  # noqa: ANN003, ANN202
     row = {k: 0 for k in REQUIRED}
     row.update(experiment="x", model="speednet", kind="none", seed=0, recipe_hash="abc", commit="c", machine="m")
+    row.update(amp="bf16")
     row.update(kw)
     return row
 
@@ -38,7 +42,7 @@ def test_append_keeps_old_rows_and_leaves_no_temporaries(tmp_path: Path) -> None
     append_row(path, _row(seed=1, top1=91.5))
     rows = read_rows(path)
     assert [r["seed"] for r in rows] == [0, 1] and rows[1]["top1"] == 91.5
-    assert done_keys(path) == {("speednet", 0, "abc"), ("speednet", 1, "abc")}
+    assert done_keys(path) == {("speednet", 0, "abc", "bf16"), ("speednet", 1, "abc", "bf16")}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -104,3 +108,21 @@ def test_a_finished_run_appends_its_row_and_an_unfinished_one_refuses(tmp_path: 
     with pytest.raises(SenetError, match="did not finish"):
         row_from_run(half, "tiny")
     assert len(read_rows(ledger)) == 1
+
+
+def test_config_recipe_hash_names_the_dataset_the_run_will_record(tmp_path: Path) -> None:
+    # A folder of the user's own images records its own name (not the config's default 'cifar10'); a sweep that asks
+    # the ledger before training must hash the same thing, or it trains every finished cell again.
+    write_tree(tmp_path / "flowers", n_train=4, n_test=2)
+    cfg = load_config(None, {"data": str(tmp_path / "flowers")})
+    assert recorded_dataset(cfg) == "flowers"
+    assert config_recipe_hash(cfg) == recipe_hash(dict(config_to_dict(cfg), dataset="flowers"))
+    assert config_recipe_hash(cfg) != recipe_hash(config_to_dict(cfg))
+    missing = load_config(None, {"data": str(tmp_path / "not_there"), "dataset": "cifar100"})
+    assert recorded_dataset(missing) == "cifar100"  # nothing to read yet: the name a download would fetch
+
+
+def test_config_key_tells_a_bf16_run_from_its_fp32_twin() -> None:
+    bf16, fp32 = (load_config(None, {"amp": a, "device": "cpu"}) for a in ("bf16", "fp32"))
+    assert config_key(bf16)[:3] == config_key(fp32)[:3]  # one recipe: the parity table pairs them
+    assert (config_key(bf16)[3], config_key(fp32)[3]) == ("bf16", "fp32")  # two cells: the sweep trains both

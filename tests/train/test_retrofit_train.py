@@ -56,6 +56,9 @@ def test_then_everything_trains_and_the_run_reloads(setup: dict, capsys: pytest.
     assert main(["eval", "--checkpoint", str(out), "--data", str(setup["data"])]) == 0
 
 
-def test_weights_without_retrofit_is_a_one_line_error(setup: dict, capsys: pytest.CaptureFixture) -> None:
-    rc = main(["train", "--weights", str(setup["weights"]), "--data", str(setup["data"])])
-    assert rc == 2 and "--retrofit" in capsys.readouterr().err
+def test_weights_that_do_not_fit_the_model_are_a_one_line_error(setup: dict, capsys: pytest.CaptureFixture) -> None:
+    # torchvision resnet18 weights given to the default zoo model (resnet20) without --retrofit.
+    argv = ["train", "--weights", str(setup["weights"]), "--data", str(setup["data"]), "--batch-size", "12"]
+    rc = main([*argv, "--output", str(setup["root"] / "misfit"), "--cache-dir", str(setup["root"] / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--weights" in err and "resnet20" in err and "Traceback" not in err

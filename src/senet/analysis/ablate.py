@@ -274,20 +274,18 @@ def config_key(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, int, str], dict[str, Any]]:
+def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, int, str, str], dict[str, Any]]:
     from senet.train.ledger import read_rows, row_key
 
     return {row_key(r): r for r in read_rows(ledger)} if ledger is not None else {}
 
 
-def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str]:
-    """The ledger's (model, seed, recipe) key of a cell's run, from its resolved training config."""
+def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str, str]:
+    """The ledger's (model, seed, recipe, amp) key of a cell's run, from its resolved training config."""
     from senet.train import load_config
-    from senet.train.config import config_to_dict
-    from senet.train.ledger import recipe_hash
+    from senet.train.ledger import config_key
 
-    cfg = load_config(config.get("config_file"), {k: v for k, v in config.items() if k != "config_file"})
-    return (cfg.model, cfg.seed, recipe_hash(config_to_dict(cfg)))
+    return config_key(load_config(config.get("config_file"), {k: v for k, v in config.items() if k != "config_file"}))
 
 
 def _run_one(train_fn: TrainFn, config: dict[str, Any], run_dir: str) -> dict[str, Any]:

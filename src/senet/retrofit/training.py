@@ -22,6 +22,8 @@ __all__ = [
     "load_state_dict_file",
     "classifier_name",
     "freeze_backbone",
+    "freeze_all_but_classifier",
+    "set_num_classes",
     "unfreeze",
     "trainable_parameter_names",
 ]
@@ -110,7 +112,12 @@ def _final_linear(model: nn.Module) -> tuple[str, nn.Linear] | None:
     return linears[-1] if linears else None
 
 
-def _set_num_classes(model: nn.Module, num_classes: int) -> None:
+def set_num_classes(model: nn.Module, num_classes: int) -> None:
+    """Give ``model`` a freshly initialised classifier for ``num_classes`` (``reset_classifier`` where the model has
+    one, else its final ``nn.Linear`` replaced); nothing changes when the head already has that size."""
+    found = _final_linear(model)
+    if found is not None and found[1].out_features == num_classes:
+        return
     if hasattr(model, "reset_classifier"):
         model.reset_classifier(num_classes)
         return
@@ -164,7 +171,7 @@ def build_retrofit_model(
                 f"{result.unexpected_keys[:4]} (give weights of the original network, before retrofitting)"
             )
         if num_classes is not None and ckpt_classes is not None and num_classes != ckpt_classes:
-            _set_num_classes(model, num_classes)
+            set_num_classes(model, num_classes)
     return retrofit(model, attn_layer, position=position, stages=stages, init=init, targets=targets, **attn_kwargs)
 
 
@@ -184,6 +191,21 @@ def freeze_backbone(model: nn.Module, train_classifier: bool = True) -> list[str
     head = classifier_name(model) if train_classifier else None
     for n, p in model.named_parameters():
         p.requires_grad_(n in keep or (head is not None and n.startswith(head + ".")))
+    return trainable_parameter_names(model)
+
+
+def freeze_all_but_classifier(model: nn.Module) -> list[str]:
+    """Freeze every parameter except the classifier's (a linear probe, or the warm-up of a pretrained network's new
+    head). Returns the names left trainable.
+
+    Raises:
+        SenetError: no classifier found (nothing would train).
+    """
+    head = classifier_name(model)
+    if head is None:
+        raise SenetError(f"cannot find the classifier of {type(model).__name__}: nothing would train with it frozen")
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.startswith(head + "."))
     return trainable_parameter_names(model)
 
 

@@ -85,7 +85,8 @@ def build_model(
 
     With ``retrofit`` (``torchvision:resnet18``, ...), the network named there gets attention inserted by
     :func:`senet.retrofit.build_retrofit_model` (``kwargs`` are its options, ``weights`` the original weights) and
-    ``name`` is ignored.
+    ``name`` is ignored. Without it, ``weights`` are loaded into the zoo model ``name`` (any layout
+    :func:`senet.weights.load_pretrained` reads) and the classifier is replaced when its size is not ``num_classes``.
     """
     kwargs = dict(kwargs or {})
     if retrofit:
@@ -96,6 +97,9 @@ def build_model(
     if ":" in name:
         import importlib
 
+        if weights is not None:
+            raise SenetError(f"--weights needs a zoo model or --retrofit; load weights inside {name} instead")
+
         mod_name, _, attr = name.partition(":")
         try:
             fn = getattr(importlib.import_module(mod_name), attr)
@@ -104,7 +108,20 @@ def build_model(
         return fn(num_classes=num_classes, **kwargs)
     from senet.models import create_model
 
-    return create_model(name, num_classes=num_classes, **kwargs)
+    if weights is None:
+        return create_model(name, num_classes=num_classes, **kwargs)
+    # Pretrained weights come with their own head (ImageNet's 1000 classes): load into the model's default head,
+    # strictly, then give it a fresh one for this dataset.
+    from senet.retrofit import set_num_classes
+    from senet.weights import load_pretrained
+
+    model = create_model(name, **kwargs)
+    try:
+        load_pretrained(model, weights)
+    except SenetError as exc:
+        raise SenetError(f"--weights {weights!r} do not load into {name}: {exc}") from exc
+    set_num_classes(model, num_classes)
+    return model
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> nn.Module:

@@ -30,8 +30,12 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     # Retrofit (senet.retrofit): insert attention into an existing network instead of building `model`.
     retrofit: str | None = None  # torchvision:NAME | timm:NAME | senet:NAME; model_kwargs go to senet.retrofit
-    weights: str | None = None  # that network's weights (.pt/.pth/.safetensors, read with weights_only=True)
-    freeze_epochs: int = 0  # train only the new attention parameters and the classifier for the first N epochs
+    # Initial weights (.pt/.pth/.safetensors, read with weights_only=True): the original network's for --retrofit,
+    # else the zoo model's in any layout senet.weights reads; a head of another size is replaced for this dataset.
+    weights: str | None = None
+    freeze: str = "none"  # none | backbone: train only the classifier all run (a linear probe; backbone BN fixed)
+    freeze_epochs: int = 0  # warm-up: the first N epochs train only the classifier (+ attention --retrofit added)
+    layer_decay: float = 1.0  # < 1: layer-wise lr decay, lr x layer_decay**(layers above); the classifier gets lr
     data: str | None = None  # dataset path, or a folder holding datasets; None: $SENET_DATA_DIR or ../shared/data
     dataset: str = "cifar10"  # the name looked up inside a data folder (cifar10, cifar100, imagenette, imagenet)
     download: bool = False
@@ -185,6 +189,7 @@ _CHOICES = {
     "pad_mode": ("zeros", "reflect"),
     "flip_mode": ("random", "alternate"),
     "tta": ("none", "flip", "flip_translate"),
+    "freeze": ("none", "backbone"),
     "task": ("classify", "denoise"),
     "denoise_loss": ("l2", "l1"),
 }
@@ -219,10 +224,12 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError("bias_lr_scale must be positive and data_init_images not negative")
     if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:
         raise SenetError("weight_decay, warmup_epochs, pad, cutout and train_subset must not be negative")
-    if cfg.freeze_epochs < 0 or (cfg.freeze_epochs and not cfg.retrofit):
-        raise SenetError(f"freeze_epochs must be >= 0 and needs --retrofit, got {cfg.freeze_epochs}")
-    if cfg.weights and not cfg.retrofit:
-        raise SenetError("--weights is the original network's weights for --retrofit; give --retrofit too")
+    if cfg.freeze_epochs < 0 or (cfg.freeze_epochs and cfg.freeze != "none"):
+        raise SenetError(f"freeze_epochs must be >= 0 and goes without --freeze backbone, got {cfg.freeze_epochs}")
+    if not 0.0 < cfg.layer_decay <= 1.0:
+        raise SenetError(
+            f"layer_decay must be in (0, 1] (1: off; 0.65-0.9 is usual for fine-tuning), got {cfg.layer_decay}"
+        )
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise SenetError(f"val_fraction must be in [0, 1) (e.g. 0.2), got {cfg.val_fraction}")
     if not 0.0 < cfg.crop_pct <= 1.0:
@@ -241,9 +248,10 @@ def _validate(cfg: TrainConfig) -> None:
         cfg.noise_sigma = lo if lo == hi else [lo, hi]  # one canonical form in config.yaml and the recipe hash
         if not cfg.eval_sigmas or any(s < 0 for s in cfg.eval_sigmas):
             raise SenetError(f"eval_sigmas must be a non-empty list of non-negative numbers, got {cfg.eval_sigmas}")
-        if cfg.retrofit:
+        if cfg.retrofit or cfg.freeze != "none" or cfg.freeze_epochs:
             raise SenetError(
-                "task denoise trains a denoiser (e.g. --model se_denoiser); --retrofit is for classifiers"
+                "task denoise trains a whole denoiser (e.g. --model se_denoiser): --retrofit, --freeze and "
+                "--freeze-epochs are for classifiers"
             )
 
 

@@ -3,8 +3,8 @@
 Full-budget runs cost tens of CPU-minutes each, so they accumulate over days and machines. The ledger is append-only:
 a row is never edited, and a new row is added by rewriting the file atomically (temporary file + rename, under a lock
 file), so a killed writer leaves either the old file or the new one, never half a line. Sweep runners ask
-:func:`done_keys` which (model, seed, recipe) cells already exist and skip them; the tables in ``docs/`` are generated
-from these files by ``benchmarks/report.py``, never typed by hand.
+:func:`done_keys` which (model, seed, recipe, amp) cells already exist and skip them; the tables in ``docs/`` are
+generated from these files by ``benchmarks/report.py``, never typed by hand.
 
 A row holds: experiment, model, kind (attention kind), seed, recipe_hash (the training recipe without the fields that
 name the run or the machine), commit, machine (CPU model and capability, or the GPU's name), amp, train_s (sum of the
@@ -37,6 +37,9 @@ __all__ = [
     "read_rows",
     "done_keys",
     "row_key",
+    "config_key",
+    "config_recipe_hash",
+    "recorded_dataset",
 ]
 
 #: Columns every row must have.
@@ -116,9 +119,46 @@ def recipe_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def row_key(row: dict[str, Any]) -> tuple[str, int, str]:
-    """What makes a run unique in a ledger file: model, seed, recipe."""
-    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]))
+def recorded_dataset(cfg: Any, data_path: str | os.PathLike[str] | None = None) -> str:
+    """The dataset name a run of ``cfg`` records in its ``config.yaml``: what ``--data`` resolves to, not the lookup
+    name's default (a folder ``flowers/`` records ``flowers`` although ``cfg.dataset`` says ``cifar10``).
+
+    ``data_path`` is the resolved path when the caller has it (the trainer); otherwise it is resolved here without
+    downloading, and a source that cannot be found yet keeps ``cfg.dataset`` (a download fetches that name).
+    """
+    from senet.data.sources import dataset_name, resolve_data
+
+    if data_path is None:
+        folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
+        try:
+            data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
+        except SenetError:
+            return cfg.dataset
+    return dataset_name(Path(data_path), cfg.dataset)
+
+
+def config_key(cfg: Any) -> tuple[str, int, str, str]:
+    """The :func:`row_key` that a finished run of the :class:`~senet.train.TrainConfig` ``cfg`` will have (``amp:
+    auto`` resolved for this machine as the trainer resolves it), so a sweep can skip a cell that is done."""
+    from senet.train.trainer import resolve_device
+    from senet.utils.hardware import auto_precision
+
+    amp = auto_precision(resolve_device(cfg.device), cfg.amp, cfg.channels_last).amp
+    return (cfg.model, int(cfg.seed), config_recipe_hash(cfg), amp)
+
+
+def config_recipe_hash(cfg: Any) -> str:
+    """:func:`recipe_hash` of a :class:`~senet.train.TrainConfig` as its finished run will record it, so a sweep can
+    ask the ledger before training whether this cell is done."""
+    from senet.train.config import config_to_dict
+
+    return recipe_hash(dict(config_to_dict(cfg), dataset=recorded_dataset(cfg)))
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
+    """What makes a run unique in a ledger file: model, seed, recipe, and the precision it trained in (the recipe
+    leaves amp out so that a bf16 run and its fp32 twin share a recipe and pair up in the parity table)."""
+    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]), str(row["amp"]))
 
 
 def _machine(meta: dict[str, Any]) -> str:
@@ -244,6 +284,6 @@ def read_rows(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
     return out
 
 
-def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str]]:
+def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str, str]]:
     """The (model, seed, recipe_hash) cells already in the ledger at ``path``."""
     return {row_key(r) for r in read_rows(path)}

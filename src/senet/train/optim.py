@@ -11,7 +11,7 @@ from torch import nn
 
 from senet.errors import SenetError
 
-__all__ = ["param_groups", "create_optimizer", "LRSchedule", "ModelEma"]
+__all__ = ["param_groups", "layer_lr_scales", "create_optimizer", "LRSchedule", "ModelEma"]
 
 
 def param_groups(
@@ -51,6 +51,56 @@ def param_groups(
     return groups
 
 
+def _layer_of(name: str) -> str:
+    # "layer3.4.conv1.weight" -> "layer3.4", "stages.0.1.se.fc1.weight" -> "stages.0.1", "conv1.weight" -> "conv1":
+    # the path up to the first run of indices is one block of a stage (or a stem module).
+    parts = name.split(".")[:-1] or name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            j = i
+            while j + 1 < len(parts) and parts[j + 1].isdigit():
+                j += 1
+            return ".".join(parts[: j + 1])
+    return parts[0]
+
+
+def layer_lr_scales(model: nn.Module, layer_decay: float) -> dict[str, float]:
+    """Layer-wise lr decay (BEiT/MAE fine-tuning): parameter name -> lr multiplier ``layer_decay ** d``, where ``d``
+    counts the layers between the parameter's and the classifier (0 for the classifier).
+
+    A layer is a block of a stage (``layer3.4``, ``stages.0.1``, ``_blocks.7``) or a stem module, in registration
+    order: a generic rule that needs no per-family table and gives earlier layers smaller steps.
+    """
+    from senet.retrofit import classifier_name
+
+    head = classifier_name(model)
+    names = [n for n, _ in model.named_parameters()]
+    layers: dict[str, int] = {}
+    for n in names:
+        if head is None or not n.startswith(head + "."):
+            layers.setdefault(_layer_of(n), len(layers))
+    top = len(layers)  # the classifier sits one above the last layer
+    out = {}
+    for n in names:
+        depth = top if head is not None and n.startswith(head + ".") else layers[_layer_of(n)]
+        out[n] = layer_decay ** (top - depth)
+    return out
+
+
+def _split_by_lr_scale(model: nn.Module, groups: list[dict[str, Any]], layer_decay: float) -> list[dict[str, Any]]:
+    # Each group (decay / no decay / norms) splits into one group per layer multiplier, in layer order.
+    scales = layer_lr_scales(model, layer_decay)
+    scale_of = {id(p): scales[n] for n, p in model.named_parameters()}
+    out = []
+    for g in groups:
+        by_scale: dict[float, list[nn.Parameter]] = {}
+        for p in g["params"]:
+            by_scale.setdefault(scale_of[id(p)], []).append(p)
+        for scale, params in sorted(by_scale.items()):
+            out.append(dict(g, params=params, lr_scale=g.get("lr_scale", 1.0) * scale))
+    return out
+
+
 def create_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov by default) or AdamW from ``cfg`` (a :class:`~senet.train.config.TrainConfig`)."""
     groups = param_groups(
@@ -60,6 +110,9 @@ def create_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
         getattr(cfg, "bias_lr_scale", 1.0),
         getattr(cfg, "norm_bias_decay", False),
     )
+    layer_decay = getattr(cfg, "layer_decay", 1.0)
+    if layer_decay != 1.0:
+        groups = _split_by_lr_scale(model, groups, layer_decay)
     for g in groups:
         g["lr"] = cfg.lr * g.pop("lr_scale", 1.0)
     if cfg.optimizer == "sgd":

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import config_to_dict, load_config
-from .ledger import done_keys, recipe_hash
+from .config import load_config
+from .ledger import config_key, done_keys
 
 __all__ = ["parse_seeds", "run_sweep"]
 
@@ -52,7 +52,7 @@ def run_sweep(
             ov.update(ledger=str(ledger), experiment=experiment)
             ov.setdefault("progress", "none")
             cfg = load_config(config, ov)
-            if (model, seed, recipe_hash(config_to_dict(cfg))) in done:
+            if config_key(cfg) in done:
                 print_fn(f"skip {model} seed {seed}: already in {ledger}")
                 continue
             result_file = run_dir / "result.json"

@@ -198,8 +198,8 @@ def _train(
     print_fn: Any,
 ) -> dict[str, Any]:
     from senet.data import create_loaders, resolve_data
-    from senet.data.sources import dataset_name
     from senet.data.splits import run_source, split_options
+    from senet.train.ledger import recorded_dataset
     from senet.utils.io import atomic_write_text
 
     say = print_fn if info.is_main else (lambda *a: None)
@@ -283,6 +283,7 @@ def _train(
         model.init_whitening(_first_images(data.train, cfg.data_init_images))
     if cfg.freeze_epochs and info.enabled:
         raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
+    frozen_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []
     if cfg.sync_bn and info.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -317,10 +318,15 @@ def _train(
 
     if cfg.freeze_epochs and start_epoch < cfg.freeze_epochs:
         # The optimizer already holds every parameter; frozen ones get no gradient, so SGD/AdamW leave them alone.
-        from senet.retrofit import freeze_backbone
+        from senet.retrofit import freeze_all_but_classifier, freeze_backbone
 
-        freeze_backbone(model)
-        say(f"senet train: epochs 1-{cfg.freeze_epochs} train only the new attention parameters and the classifier")
+        if cfg.retrofit:
+            freeze_backbone(model)
+            what = "the new attention parameters and the classifier"
+        else:
+            freeze_all_but_classifier(model)
+            what = "the classifier"
+        say(f"senet train: epochs 1-{cfg.freeze_epochs} train only {what}")
 
     train_model: nn.Module = model
     if cfg.compile:
@@ -334,7 +340,7 @@ def _train(
     logger.epoch_rows(start_epoch)
     resolved = config_to_dict(cfg)
     resolved["resume"] = False
-    resolved["dataset"] = dataset_name(data_path, cfg.dataset)  # what was read, not the lookup name's default
+    resolved["dataset"] = recorded_dataset(cfg, data_path)  # what was read, not the lookup name's default
     meta = {
         **code_version(),
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
@@ -400,6 +406,8 @@ def _train(
 
                 unfreeze(model)
             train_model.train()
+            for m in frozen_norms:  # a linear probe keeps the pretrained backbone's BN statistics
+                m.eval()
             hooks.start_epoch(epoch)
             data.train.set_epoch(epoch, start_step)
             sums = torch.tensor(partial if start_step else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
@@ -533,6 +541,16 @@ def _train(
             append_row(cfg.ledger, row_from_run(run_dir, cfg.experiment or Path(cfg.ledger).stem))
             say(f"senet train: result appended to the ledger {cfg.ledger}")
     return result
+
+
+def _freeze_for_probe(model: nn.Module) -> list[nn.Module]:
+    """``--freeze backbone``: only the classifier trains; returns the backbone's norm layers, kept in eval mode."""
+    from senet.retrofit import classifier_name, freeze_all_but_classifier
+
+    freeze_all_but_classifier(model)
+    head = classifier_name(model)
+    norms = (nn.modules.batchnorm._NormBase,)
+    return [m for n, m in model.named_modules() if isinstance(m, norms) and not n.startswith(f"{head}.")]
 
 
 def _first_images(loader: Any, n: int) -> torch.Tensor:
