@@ -28,7 +28,7 @@ def _bn(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     ) + bn.bias.view(shape)
 
 
-def _by_hand(block: SEResidualBlock, x: torch.Tensor, gate: bool = True) -> torch.Tensor:
+def _by_hand(block: SEResidualBlock, x: torch.Tensor, gate: bool = True, scale: float = 1.0) -> torch.Tensor:
     u = F.relu(_bn(F.conv2d(x, block.conv1.weight, padding=1), block.bn1))
     u = _bn(F.conv2d(u, block.conv2.weight, padding=1), block.bn2)
     if gate:
@@ -36,7 +36,7 @@ def _by_hand(block: SEResidualBlock, x: torch.Tensor, gate: bool = True) -> torc
         z = u.sum(dim=(2, 3)) / (u.shape[2] * u.shape[3])  # the squeeze: a mean over every position of the map
         s = torch.sigmoid(F.linear(F.relu(F.linear(z, se.fc1.weight, se.fc1.bias)), se.fc2.weight, se.fc2.bias))
         u = u * s[:, :, None, None]
-    return torch.clamp(x + u, min=0)  # the ReLU applied to the sum
+    return torch.clamp(x + scale * u, min=0)  # the ReLU applied to the sum
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (8, 8), (5, 9), (12, 3)])
@@ -84,6 +84,10 @@ def test_plain_and_other_kinds() -> None:
     x = torch.randn(2, 16, 6, 5)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), _by_hand(plain, x, gate=False), rtol=1e-5, atol=1e-5)
+    half = SEResidualBlock(16, None, res_scale=0.5).eval()
+    _randomise(half)
+    with torch.no_grad():
+        torch.testing.assert_close(half(x), _by_hand(half, x, gate=False, scale=0.5), rtol=1e-5, atol=1e-5)
     assert isinstance(SEResidualBlock(16, "eca").attn, EfficientChannelAttn)
     assert isinstance(SEResidualBlock(16, "cbam").attn, CBAM)
     assert SEResidualBlock(64, "se", {"rd_ratio": 0.25}).attn.rd_channels == 16

@@ -24,7 +24,7 @@ __all__ = ["SEResidualBlock"]
 
 
 class SEResidualBlock(nn.Module):
-    """``act(x + attn(bn2(conv2(act(bn1(conv1(x)))))))`` with ``channels`` in and out, any spatial size.
+    """``act(x + res_scale * attn(bn2(conv2(act(bn1(conv1(x)))))))`` with ``channels`` in and out, any spatial size.
 
     Args:
         channels: C, the channels of the input, the two 3x3 convs and the output.
@@ -33,6 +33,8 @@ class SEResidualBlock(nn.Module):
         attn_kwargs: knobs of the attention block (``rd_ratio``, ``rd_channels``, ...); SE's default is r = 16.
         act_layer: the activation after BN1 and after the addition (``"relu"``).
         norm: batch norm after each conv (``False``: convs with biases, as EDSR-style blocks).
+        res_scale: multiply the (gated) branch by this before the addition (EDSR's residual scaling, Lim et al.,
+            CVPRW 2017); 1.0 (default) leaves it as is.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class SEResidualBlock(nn.Module):
         attn_kwargs: dict[str, Any] | None = None,
         act_layer: LayerType = "relu",
         norm: bool = True,
+        res_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.channels = check_channels(channels)
@@ -52,8 +55,11 @@ class SEResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels) if norm else nn.Identity()
         self.attn = create_attn(attn_layer, channels, **(attn_kwargs or {})) or nn.Identity()
         self.act2 = create_act(act_layer)
+        self.res_scale = float(res_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act1(self.bn1(self.conv1(x)))
         y = self.attn(self.bn2(self.conv2(y)))
+        if self.res_scale != 1.0:
+            y = y * self.res_scale
         return self.act2(x + y)

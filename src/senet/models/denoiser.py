@@ -38,6 +38,7 @@ class ResidualDenoiser(nn.Module):
         blocks: residual blocks (8: 2 + 16 convs, about DnCNN-S's 17 layers).
         attn_layer: attention kind in every block (``None`` -> the plain denoiser).
         attn_kwargs: the attention block's knobs (SE: r = 16 by default).
+        res_scale: scale of every block's residual branch (EDSR's residual scaling; 1.0 = none).
         residual: ``True`` (default) predicts the noise and returns ``x - f(x)``; ``False`` returns ``f(x)``.
         num_classes: accepted (and ignored) so the model factory's contract holds; a denoiser has no classes.
     """
@@ -52,13 +53,16 @@ class ResidualDenoiser(nn.Module):
         attn_layer: AttnType = None,
         attn_kwargs: dict[str, Any] | None = None,
         residual: bool = True,
+        res_scale: float = 1.0,
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.in_chans, self.width, self.residual = in_chans, width, residual
         self.num_classes = 0  # not a classifier; the trainer's denoise task builds it without classes
         self.head = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1), nn.ReLU(inplace=True))
-        self.body = nn.Sequential(*[SEResidualBlock(width, attn_layer, attn_kwargs) for _ in range(blocks)])
+        self.body = nn.Sequential(
+            *[SEResidualBlock(width, attn_layer, attn_kwargs, res_scale=res_scale) for _ in range(blocks)]
+        )
         self.tail = nn.Conv2d(width, in_chans, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
