@@ -9,6 +9,7 @@ Each docs page marks where a table goes with a pair of comments naming the exper
 For every experiment, rows are grouped by recipe (``recipe_hash``), precision, epochs and machine; within a group
 each model gets n, top-1 mean ± std, top-1 error, training and evaluation seconds, and, where its plain twin
 (``se_resnet20`` -> ``resnet20``) has runs of the same seeds, the paired difference (mean ± std over seeds, wins).
+Denoising rows (``task: denoise``) get PSNR / SSIM, the noisy input's PSNR and the gain instead of top-1.
 Where the same model, seed and recipe ran in both bf16 and fp32, a parity table shows the accuracy difference. Run
 from the repo root::
 
@@ -85,6 +86,47 @@ def group_table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def denoise_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One recipe group of denoising runs (``task: denoise``): PSNR / SSIM at the training sigma, the noisy input's
+    PSNR and the gain over it, PSNR at each evaluation sigma, and the paired PSNR difference against the plain twin."""
+    by_model: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        by_model[r["model"]][int(r["seed"])] = r
+    order = sorted(by_model, key=lambda m: (plain_twin(m) or m, plain_twin(m) is not None, m))
+    sigmas = sorted({s for r in rows for s in (r.get("by_sigma") or {})}, key=float)
+    out = [
+        "| model | n | seeds | σ | noisy PSNR dB | PSNR dB | gain dB | SSIM | "
+        + "".join(f"PSNR σ{s} dB | " for s in sigmas)
+        + "train s | Δ PSNR vs plain (paired) | wins |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(sigmas) + "---|---|---|",
+    ]
+    for m in order:
+        cells = by_model[m]
+        seeds = sorted(cells)
+        col = {k: [cells[s][k] for s in seeds] for k in ("psnr_noisy", "psnr", "psnr_gain", "ssim", "train_s")}
+        per = [
+            _ms([cells[x]["by_sigma"][s]["psnr"] for x in seeds if s in (cells[x].get("by_sigma") or {})])
+            for s in sigmas
+        ]
+        delta, wins = "–", "–"
+        twin = plain_twin(m)
+        common = [s for s in seeds if s in by_model.get(twin or "", {})]
+        if common:
+            d = [cells[s]["psnr"] - by_model[twin][s]["psnr"] for s in common]  # type: ignore[index]
+            delta = (f"{statistics.mean(d):+.3f} ± {statistics.stdev(d):.3f}" if len(d) > 1 else f"{d[0]:+.3f}") + (
+                f" (n={len(d)})"
+            )
+            wins = f"{sum(x > 0 for x in d)}/{len(d)}"
+        sig = ",".join(sorted({str(cells[s].get("sigma")) for s in seeds}))
+        out.append(
+            f"| {m} | {len(seeds)} | {','.join(map(str, seeds))} | {sig} | {_ms(col['psnr_noisy'])} | "
+            f"{_ms(col['psnr'])} | {_ms(col['psnr_gain'])} | {_ms(col['ssim'], 4)} | "
+            + "".join(f"{p} | " for p in per)
+            + f"{_ms(col['train_s'], 0)} | {delta} | {wins} |"
+        )
+    return out
+
+
 def parity_table(rows: list[dict[str, Any]]) -> list[str]:
     """bf16 vs fp32 for the same model, seed and recipe (the check before bf16 becomes a default)."""
     cells: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -125,9 +167,9 @@ def render(experiment: str, rows: list[dict[str, Any]]) -> str:
             "",
             f"**recipe `{recipe}`, {amp}, {epochs} epochs** — {len(rs)} runs, {when}, on {machine}",
             "",
-            *group_table(rs),
+            *(denoise_table(rs) if rs[0].get("task") == "denoise" else group_table(rs)),
         ]
-    lines += parity_table(rows)
+    lines += parity_table([r for r in rows if r.get("task") != "denoise"])
     return "\n".join(lines) + "\n"
 
 

@@ -62,3 +62,24 @@ def test_regenerate_then_check(tmp_path: Path) -> None:
 def test_committed_docs_match_the_committed_ledger() -> None:
     stale = report.regenerate(ROOT / "results", ROOT / "docs", check=True)
     assert not stale, f"run `python benchmarks/report.py` and commit: {stale}"
+
+
+def test_denoise_rows_get_a_psnr_table_with_paired_gains() -> None:
+    def row(model: str, seed: int, psnr: float) -> dict:
+        r = _row(model, seed, 0.0, amp="fp32")
+        del r["top1"], r["top5"]
+        by = {"15": {"psnr": psnr + 3}, "25": {"psnr": psnr}, "50": {"psnr": psnr - 4}}
+        return {**r, "task": "denoise", "sigma": "25", "psnr": psnr, "psnr_noisy": 20.17, "ssim": 0.8, "by_sigma": by}
+
+    rows = [
+        row("denoiser", 0, 28.0),
+        row("denoiser", 1, 28.2),
+        row("se_denoiser", 0, 28.5),
+        row("se_denoiser", 1, 28.5),
+    ]
+    for r in rows:
+        r["psnr_gain"] = r["psnr"] - r["psnr_noisy"]
+    text = report.render("denoise", rows)
+    assert "| noisy PSNR dB | PSNR dB | gain dB | SSIM | PSNR σ15 dB | PSNR σ25 dB | PSNR σ50 dB |" in text
+    assert "| se_denoiser | 2 | 0,1 | 25 | 20.17 ± 0.00 | 28.50 ± 0.00 |" in text
+    assert "+0.400 ± 0.141 (n=2) | 2/2 |" in text and "top-1" not in text

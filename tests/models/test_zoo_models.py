@@ -13,7 +13,7 @@ ATTN_TYPES = (SqueezeExcite, EfficientChannelAttn, CBAM, SCSE, EffectiveSE, NoSq
 # Forward + backward of these costs several seconds each on 2 cores (60M+ parameters or 100+ layers): CI runs
 # them (marked slow); the quick run still builds them and checks shapes and the head on the meta device below.
 SLOW = {n for n in list_models() if "101" in n or "152" in n or "wide_" in n or "vgg" in n} | {"senet154"}
-ALL = list_models()
+ALL = list_models(exclude="*denoiser")  # image-to-image models, not classifiers: tests/models/test_denoiser.py
 NUM_CLASSES = 7
 
 

@@ -1,4 +1,5 @@
-"""``senet eval``: top-1/top-5 error, per-class accuracy and a confusion-matrix plot for a trained checkpoint."""
+"""``senet eval``: top-1/top-5 error, per-class accuracy and a confusion-matrix plot for a trained checkpoint; PSNR and
+SSIM at several noise levels for a denoising checkpoint (``senet train --task denoise``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="leave out undecodable image files and list them (default: stop)",
     )
     p.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="denoising runs: the noise levels to evaluate at, 0-255 units (default: the run's eval_sigmas, 15 25 50)",
+    )
+    p.add_argument(
         "--plot", metavar="PNG", help="confusion matrix image (default: confusion.png beside CKPT; 'none' to skip)"
     )
     return p
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     ck = Path(args.checkpoint)
     source = eval_source(args.data, cfg, list(ckpt["classes"]), ck if ck.is_dir() else ck.parent)
     path = getattr(source, "path", source)
+    denoise = cfg.get("task") == "denoise"
     data = create_loaders(
         source,
         batch_size=args.batch_size,
@@ -80,9 +89,13 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=cfg.get("cache_dir"),
         with_train=False,
         skip_bad_images=args.skip_bad_images,
+        # The run's own held-out subset, so the numbers reproduce its end-of-training evaluation.
+        eval_subset=int(cfg.get("eval_subset", 0)) if args.data is None else 0,
     )
     if data.skipped:
         print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped)}", file=sys.stderr)
+    if denoise:
+        return _eval_denoise(args, ckpt, model, data, device, str(path))
     if data.classes != list(ckpt["classes"]):
         raise SenetError(
             f"{str(path)!r} has classes {data.classes[:5]}..., the checkpoint {ckpt['classes'][:5]}...: "
@@ -135,6 +148,47 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     )
+    return 0
+
+
+def _eval_denoise(
+    args: argparse.Namespace, ckpt: dict[str, Any], model: Any, data: Any, device: Any, path: str
+) -> int:
+    """PSNR / SSIM of a denoiser at each noise level, beside the noisy input's PSNR (no classes, no plot)."""
+    import json
+
+    from senet.train.config import load_config
+    from senet.train.tasks import DenoiseTask
+    from senet.train.trainer import resolve_amp
+    from senet.utils.table import print_table
+
+    cfg = load_config(base=ckpt["config"], overrides={"eval_sigmas": args.sigmas} if args.sigmas else None)
+    task = DenoiseTask(cfg)
+    r = task.evaluate(model, data.eval, device=device, amp=resolve_amp("auto", device))
+    rows = r["sigmas"]
+    print_table(
+        ["sigma", "noisy PSNR dB", "denoised PSNR dB", "gain dB", "SSIM"],
+        [
+            [
+                s,
+                f"{m['psnr_noisy']:.2f}",
+                f"{m['psnr']:.2f}",
+                f"{m['psnr'] - m['psnr_noisy']:+.2f}",
+                f"{m['ssim']:.4f}",
+            ]
+            for s, m in rows.items()
+        ],
+        title=f"{cfg.model} on {path} ({r['n']} images, Gaussian noise, trained at sigma {cfg.noise_sigma})",
+    )
+    out = {
+        "model": cfg.model,
+        "checkpoint": str(args.checkpoint),
+        "data": path,
+        "n": r["n"],
+        "task": "denoise",
+        "by_sigma": {s: {k: round(v, 4) for k, v in m.items()} for s, m in rows.items()},
+    }
+    print(json.dumps(out))
     return 0
 
 

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k <= 0:
         raise SenetError(f"--top-k must be positive, got {args.top_k}")
     ckpt = load_checkpoint(args.checkpoint)
+    if ckpt["config"].get("task") == "denoise":
+        raise SenetError(f"{args.checkpoint!r} is a denoiser, not a classifier: use `senet denoise IMAGE ...`")
     device = resolve_device(args.device)
     if args.onnx:
         from senet.export import OnnxPredictor

@@ -90,6 +90,7 @@ def create_loaders(
     channels_last: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     train_subset: int = 0,
+    eval_subset: int = 0,
     with_train: bool = True,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
@@ -103,6 +104,7 @@ def create_loaders(
     ``skip_bad_images`` leaves out files that cannot be decoded (listed in ``DataBundle.skipped``) instead of
     stopping with an error naming the first one.
     ``train_subset > 0`` keeps a fixed, class-balanced-in-expectation random subset of that many training images.
+    ``eval_subset > 0`` evaluates on a fixed random subset of that many held-out images (the same for every seed).
     ``flip_mode="alternate"`` (tensor path only) flips each image on every other epoch (see :class:`TensorLoader`).
     """
     src = data if isinstance(data, DataSource) else detect_source(data)
@@ -120,6 +122,9 @@ def create_loaders(
         if tr is not None and train_subset:
             keep = torch.randperm(len(tr), generator=torch.Generator().manual_seed(12345))[:train_subset].sort().values
             tr = TensorSplit(tr.images[keep], tr.labels[keep], tr.classes, tr.class_names)
+        if eval_subset and eval_subset < len(te):
+            keep = _subset(len(te), eval_subset)
+            te = TensorSplit(te.images[keep], te.labels[keep], te.classes, te.class_names, te.skipped)
         if mean is None or std is None:
             mean, std = channel_stats((tr or te).images)
         kw = dict(
@@ -181,6 +186,10 @@ def create_loaders(
         train_ds.files = [train_ds.files[i] for i in keep.tolist()]
         train_ds.labels = [train_ds.labels[i] for i in keep.tolist()]
     eval_ds = file_dataset(src, ev, eval_transform(size, crop_pct, mean, std), cache_dir, skip_bad_images)
+    if eval_subset and eval_subset < len(eval_ds):
+        keep = _subset(len(eval_ds), eval_subset).tolist()
+        eval_ds.files = [eval_ds.files[i] for i in keep]
+        eval_ds.labels = [eval_ds.labels[i] for i in keep]
     if train_ds is not None and train_ds.classes != eval_ds.classes:
         raise SenetError(_class_mismatch(src, ev, train_ds.classes, eval_ds.classes))
     return DataBundle(
@@ -196,6 +205,11 @@ def create_loaders(
         {"kind": "resize_crop", "img_size": size, "crop_pct": crop_pct, "mean": list(mean), "std": list(std)},
         (train_ds.skipped if train_ds is not None else []) + eval_ds.skipped,  # type: ignore[attr-defined]
     )
+
+
+def _subset(n: int, k: int) -> torch.Tensor:
+    # Files are sorted by class, so a prefix would be a few classes only; a fixed draw keeps every seed on one set.
+    return torch.randperm(n, generator=torch.Generator().manual_seed(54321))[:k].sort().values
 
 
 def _class_mismatch(src: DataSource, ev: str, train: list[str], other: list[str]) -> str:

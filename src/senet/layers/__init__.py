@@ -1,4 +1,5 @@
-"""Channel-attention blocks: SE, ECA, CBAM, scSE, Effective SE and the paper's NoSqueeze ablation.
+"""Channel-attention blocks: SE, ECA, CBAM, scSE, Effective SE and the paper's NoSqueeze ablation, and the residual
+block with attention of restoration networks (:class:`SEResidualBlock`).
 
 Every block takes ``channels`` first, shares the knob names ``rd_ratio`` / ``rd_channels`` / ``rd_divisor`` /
 ``act_layer`` / ``gate_layer``, works on 1-D, 2-D and 3-D maps, and exposes its gate as a named submodule
@@ -9,6 +10,7 @@ from .cbam import CBAM, SCSE, ChannelAttn, SpatialAttn
 from .create_attn import AttnType, attn_knobs, create_attn, get_attn, list_attn
 from .eca import EfficientChannelAttn, eca_kernel_size
 from .helpers import create_act, global_pool, list_acts, make_divisible, resolve_rd_channels
+from .residual import SEResidualBlock
 from .squeeze_excite import EffectiveSE, NoSqueeze, SqueezeExcite
 
 # Short aliases used in papers and other libraries.
@@ -25,6 +27,7 @@ __all__ = [
     "EfficientChannelAttn",
     "NoSqueeze",
     "SEModule",
+    "SEResidualBlock",
     "SpatialAttn",
     "SqueezeExcite",
     "attn_knobs",

@@ -76,7 +76,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 def build_model(
     name: str,
-    num_classes: int,
+    num_classes: int | None,
     kwargs: dict[str, Any] | None = None,
     retrofit: str | None = None,
     weights: str | None = None,
@@ -128,7 +128,9 @@ def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> nn.Modu
     """Rebuild the trained model (EMA weights when present and ``use_ema``) in eval mode on CPU."""
     cfg = ckpt["config"]
     # A retrofitted run is rebuilt without the original weights: the checkpoint holds all of them.
-    model = build_model(cfg["model"], len(ckpt["classes"]), cfg.get("model_kwargs"), cfg.get("retrofit"))
+    # A denoiser has no classes (the run's data folder had some; they are not the model's outputs).
+    num_classes = None if cfg.get("task") == "denoise" else len(ckpt["classes"])
+    model = build_model(cfg["model"], num_classes, cfg.get("model_kwargs"), cfg.get("retrofit"))
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     try:
         model.load_state_dict(state)

@@ -25,6 +25,7 @@ class TrainConfig:
     """Everything a training run depends on. Epoch-valued fields (``milestones``, ``warmup_epochs``) are in epochs."""
 
     # What to train, on what.
+    task: str = "classify"  # classify | denoise (senet.train.tasks)
     model: str = "resnet20"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     # Retrofit (senet.retrofit): insert attention into an existing network instead of building `model`.
@@ -56,7 +57,13 @@ class TrainConfig:
     workers: int = field(default_factory=default_workers)  # 4, at most the usable CPU cores
     skip_bad_images: bool = False  # leave out undecodable image files (listed at the end) instead of stopping
     train_subset: int = 0  # > 0: train on a fixed random subset of this many images
+    eval_subset: int = 0  # > 0: evaluate on a fixed random subset of this many held-out images
     cache_dir: str | None = None
+    # Denoising (task: denoise): Gaussian noise on random crops of the images; labels are ignored.
+    noise_sigma: float | list[float] | str = 25.0  # 0-255 units; a range (15-50 or [15, 50]) trains a blind denoiser
+    crop: int = 0  # > 0: train on random crop x crop patches (0: whole images)
+    denoise_loss: str = "l2"  # l2 (DnCNN) | l1
+    eval_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
     # Optimisation.
     epochs: int = 10
     batch_size: int = 128
@@ -183,7 +190,12 @@ _CHOICES = {
     "flip_mode": ("random", "alternate"),
     "tta": ("none", "flip", "flip_translate"),
     "freeze": ("none", "backbone"),
+    "task": ("classify", "denoise"),
+    "denoise_loss": ("l2", "l1"),
 }
+
+
+_DEFAULTS = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)}
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -222,6 +234,25 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError(f"val_fraction must be in [0, 1) (e.g. 0.2), got {cfg.val_fraction}")
     if not 0.0 < cfg.crop_pct <= 1.0:
         raise SenetError(f"crop_pct must be in (0, 1], got {cfg.crop_pct}")
+    if cfg.eval_subset < 0 or cfg.crop < 0:
+        raise SenetError(f"eval_subset and crop must not be negative, got {cfg.eval_subset}, {cfg.crop}")
+    denoise_keys = [
+        k for k in ("noise_sigma", "crop", "denoise_loss", "eval_sigmas") if getattr(cfg, k) != _DEFAULTS[k]
+    ]
+    if cfg.task != "denoise" and denoise_keys:
+        raise SenetError(f"{', '.join(denoise_keys)} set but task is {cfg.task!r}: add --task denoise")
+    if cfg.task == "denoise":
+        from .tasks import sigma_range
+
+        lo, hi = sigma_range(cfg.noise_sigma)
+        cfg.noise_sigma = lo if lo == hi else [lo, hi]  # one canonical form in config.yaml and the recipe hash
+        if not cfg.eval_sigmas or any(s < 0 for s in cfg.eval_sigmas):
+            raise SenetError(f"eval_sigmas must be a non-empty list of non-negative numbers, got {cfg.eval_sigmas}")
+        if cfg.retrofit or cfg.freeze != "none" or cfg.freeze_epochs:
+            raise SenetError(
+                "task denoise trains a whole denoiser (e.g. --model se_denoiser): --retrofit, --freeze and "
+                "--freeze-epochs are for classifiers"
+            )
 
 
 def _apply(values: dict[str, Any], source: str, current: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ generated from these files by ``benchmarks/report.py``, never typed by hand.
 A row holds: experiment, model, kind (attention kind), seed, recipe_hash (the training recipe without the fields that
 name the run or the machine), commit, machine (CPU model and capability, or the GPU's name), amp, train_s (sum of the
 epochs' training time), eval_s (evaluations, test-time augmentation included), top1, top5 (percent), epochs, and
-free-form extras.
+free-form extras. Rows of the denoising task (``task: denoise``) carry ``task``, ``sigma``, ``psnr``, ``psnr_noisy``,
+``psnr_gain`` (dB), ``ssim`` and ``by_sigma`` instead of top1/top5 (:data:`DENOISE_REQUIRED`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from senet.utils.io import atomic_write_text
 
 __all__ = [
     "REQUIRED",
+    "DENOISE_REQUIRED",
+    "required_columns",
     "attention_kind",
     "recipe_hash",
     "row_from_run",
@@ -54,6 +57,20 @@ REQUIRED = (
     "top1",
     "top5",
 )
+
+#: Columns every denoising row must have (the metrics differ from a classifier's; the bookkeeping does not).
+DENOISE_REQUIRED = (*REQUIRED[:-2], "task", "sigma", "psnr", "psnr_noisy", "psnr_gain", "ssim")
+
+# Config keys added after ledgers had rows: at these defaults they are left out of the recipe hash, so a run of an
+# unchanged recipe keeps the hash (and the done-cell of a sweep) it had before the key existed.
+_LATER_DEFAULTS: dict[str, Any] = {
+    "task": "classify",
+    "eval_subset": 0,
+    "noise_sigma": 25.0,
+    "crop": 0,
+    "denoise_loss": "l2",
+    "eval_sigmas": [15.0, 25.0, 50.0],
+}
 
 # Config fields that name the run, place its files or pick the hardware: two runs that differ only in these trained
 # the same recipe. amp/channels_last/compile are recorded as columns instead (bf16-vs-fp32 parity pairs on them).
@@ -94,7 +111,11 @@ def attention_kind(model: str) -> str:
 
 def recipe_hash(config: dict[str, Any]) -> str:
     """12 hex digits identifying the training recipe in ``config`` (a resolved config dict)."""
-    recipe = {k: v for k, v in sorted(config.items()) if k not in _NOT_RECIPE}
+    recipe = {
+        k: v
+        for k, v in sorted(config.items())
+        if k not in _NOT_RECIPE and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
+    }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -162,7 +183,8 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
         config = yaml.safe_load((run / "config.yaml").read_text())
     except (OSError, ValueError) as exc:
         raise SenetError(f"{str(run)!r} is not a finished senet run folder ({exc.__class__.__name__}: {exc})") from exc
-    if result.get("status") != "done" or result.get("top1") is None:
+    denoise = config.get("task", "classify") == "denoise"
+    if result.get("status") != "done" or result.get("psnr" if denoise else "top1") is None:
         raise SenetError(f"run {str(run)!r} did not finish (status {result.get('status')!r}); resume it first")
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     train_s = sum(r.get("epoch_time_s", 0.0) for r in rows)
@@ -186,8 +208,11 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
         "epochs": int(result.get("epochs_done", len(rows))),
         "train_s": round(train_s, 3),
         "eval_s": round(eval_s, 3),
-        "top1": result["top1"],
-        "top5": result.get("top5"),
+        **(
+            {k: result.get(k) for k in ("task", "sigma", "psnr", "psnr_noisy", "psnr_gain", "ssim", "by_sigma")}
+            if denoise
+            else {"top1": result["top1"], "top5": result.get("top5")}
+        ),
         "train_images": meta.get("train_images"),
         "date": meta.get("date") or _mtime_date(run / "result.json"),
     }
@@ -215,11 +240,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_row(path: str | os.PathLike[str], row: dict[str, Any], required: Iterable[str] = REQUIRED) -> None:
+def required_columns(row: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a run's row needs: :data:`DENOISE_REQUIRED` for a denoising run, else :data:`REQUIRED`."""
+    return DENOISE_REQUIRED if row.get("task") == "denoise" else REQUIRED
+
+
+def append_row(path: str | os.PathLike[str], row: dict[str, Any], required: Iterable[str] | None = None) -> None:
     """Append ``row`` to the ledger at ``path`` atomically; refuses rows missing a ``required`` column.
 
-    ``required`` defaults to the training-run columns (:data:`REQUIRED`); other ledgers (throughput) name theirs.
+    ``required`` defaults to the training-run columns of the row's task (:func:`required_columns`); other ledgers
+    (throughput) name theirs.
     """
+    if required is None:
+        required = required_columns(row)
     missing = [k for k in required if k not in row]
     if missing:
         raise SenetError(f"ledger row lacks {', '.join(missing)}: {json.dumps(row)[:200]}")

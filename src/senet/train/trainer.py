@@ -28,9 +28,10 @@ from senet.utils.hardware import auto_precision, machine_info
 from .checkpoint import build_model, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_dict
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
-from .evaluate import autocast_context, evaluate
+from .evaluate import autocast_context
 from .hooks import RecipeHooks
 from .optim import LRSchedule, ModelEma, create_optimizer
+from .tasks import ClassifyTask, DenoiseTask, create_task
 
 __all__ = ["train", "resolve_device", "resolve_amp", "run_dir_for", "code_version"]
 
@@ -111,8 +112,10 @@ class _StopFlag:
 class _Logger:
     """Rank-0 output: per-epoch lines, optional rich progress bar, metrics.csv/jsonl, TensorBoard."""
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig, enabled: bool, print_fn: Any) -> None:
-        self.run_dir, self.enabled, self.print = run_dir, enabled, print_fn
+    def __init__(
+        self, run_dir: Path, cfg: TrainConfig, enabled: bool, print_fn: Any, task: ClassifyTask | DenoiseTask
+    ) -> None:
+        self.run_dir, self.enabled, self.print, self.task = run_dir, enabled, print_fn, task
         mode = cfg.progress
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "lines"
@@ -156,15 +159,7 @@ class _Logger:
                     self.tb.add_scalar(k, v, row["epoch"])
             self.tb.flush()
         if self.mode != "none":
-            parts = [
-                f"epoch {row['epoch']}/{row['epochs']}",
-                f"loss {row['train_loss']:.4f}",
-                f"train {row['train_top1']:.2f}%",
-            ]
-            if "eval_top1" in row:
-                parts.append(f"test {row['eval_top1']:.2f}% (top-5 {row['eval_top5']:.2f}%)")
-            if "ema_top1" in row:
-                parts.append(f"ema {row['ema_top1']:.2f}%")
+            parts = [f"epoch {row['epoch']}/{row['epochs']}", *self.task.log_parts(row)]
             parts += [f"lr {row['lr']:.4g}", f"{row['img_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
             self.print("  ".join(parts))
 
@@ -235,14 +230,14 @@ def _train(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
+    task = create_task(cfg, info.rank)  # what a batch's loss and an evaluation are (senet.train.tasks)
     # Rank 0 downloads (if asked) while the others wait, then everyone resolves the same path.
     folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
     data_path = resolve_data(cfg.data, cfg.dataset, cfg.download, folders) if info.is_main else None
     barrier(info)
     if data_path is None:
         data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
-    data = create_loaders(
-        run_source(data_path, split_options(cfg), run_dir, save=info.is_main, say=say),
+    loader_kwargs: dict[str, Any] = dict(
         batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size,
         device=device,
@@ -261,7 +256,12 @@ def _train(
         channels_last=channels_last,
         cache_dir=cfg.cache_dir,
         train_subset=cfg.train_subset,
+        eval_subset=cfg.eval_subset,
         skip_bad_images=cfg.skip_bad_images,
+    )
+    loader_kwargs.update(task.loader_overrides)
+    data = create_loaders(
+        run_source(data_path, split_options(cfg), run_dir, save=info.is_main, say=say), **loader_kwargs
     )
     if data.skipped:
         say(f"senet train: skipping {len(data.skipped)} undecodable image(s) (skip_bad_images), listed at the end")
@@ -276,7 +276,7 @@ def _train(
     else:
         # On resume the checkpoint restores every weight: the original network's file is not needed again.
         weights = None if ckpt is not None else cfg.weights
-        model = build_model(cfg.model, num_classes, cfg.model_kwargs, cfg.retrofit, weights)
+        model = build_model(cfg.model, task.model_classes(num_classes), cfg.model_kwargs, cfg.retrofit, weights)
     if ckpt is None and cfg.data_init_images > 0 and hasattr(model, "init_whitening"):
         # A data-dependent init (SpeedNet's patch whitening) from the first training batches of epoch 0. Under DDP
         # each rank sees its own slice; DDP's constructor then broadcasts rank 0's weights to all.
@@ -336,7 +336,7 @@ def _train(
 
         train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    logger = _Logger(run_dir, cfg, info.is_main, say)
+    logger = _Logger(run_dir, cfg, info.is_main, say, task)
     logger.epoch_rows(start_epoch)
     resolved = config_to_dict(cfg)
     resolved["resume"] = False
@@ -394,7 +394,6 @@ def _train(
             save_checkpoint(make_state(epoch, step_in_epoch, sums), last)
         barrier(info)
 
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result: dict[str, Any] = {"status": "done"}
     steps_this_call = 0
     last_eval: dict[str, Any] = {}
@@ -422,8 +421,7 @@ def _train(
             first_bad = torch.full((), -1, dtype=torch.long, device=device)
             for x, y in data.train:
                 with autocast_context(device, amp):
-                    logits = train_model(x)
-                    loss = criterion(logits.float(), y)
+                    loss, out = task.forward(train_model, x, y, epoch, step)
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), gstep_dev, first_bad)
                 gstep_dev += 1
                 checking = (step + 1) % check_every == 0 or step + 1 == steps_per_epoch
@@ -460,10 +458,7 @@ def _train(
                 if ema is not None:
                     ema.update(model)
                 with torch.no_grad():
-                    n = y.numel()
-                    sums[0] += loss.detach().double() * n
-                    sums[1] += (logits.argmax(1) == y).sum()
-                    sums[2] += n
+                    n = task.accumulate(sums, loss, out, y)
                 seen += n
                 step += 1
                 steps_this_call += 1
@@ -489,37 +484,25 @@ def _train(
                 row: dict[str, Any] = {
                     "epoch": epoch + 1,
                     "epochs": cfg.epochs,
-                    "train_loss": float(sums[0] / sums[2]),
-                    "train_top1": float(100 * sums[1] / sums[2]),
+                    **task.train_columns(sums),
                     "lr": optimizer.param_groups[0]["lr"],
                     "epoch_time_s": elapsed,
                     "img_per_s": float(sums[2]) / max(1e-9, elapsed),
                 }
                 if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
                     t_eval = time.time()
-                    last_eval = evaluate(
+                    last_eval = task.evaluate(
                         train_model if not info.enabled else model,
                         data.eval,
                         num_classes,
                         device=device,
                         amp=amp,
                         dist_info=info,
-                        with_confusion=False,
-                        tta=cfg.tta,
                     )
-                    row.update(eval_loss=last_eval["loss"], eval_top1=last_eval["top1"], eval_top5=last_eval["top5"])
+                    row.update(task.eval_columns(last_eval, "eval"))
                     if ema is not None:
-                        e = evaluate(
-                            ema.module,
-                            data.eval,
-                            num_classes,
-                            device=device,
-                            amp=amp,
-                            dist_info=info,
-                            with_confusion=False,
-                            tta=cfg.tta,
-                        )
-                        row.update(ema_top1=e["top1"], ema_top5=e["top5"])
+                        e = task.evaluate(ema.module, data.eval, num_classes, device=device, amp=amp, dist_info=info)
+                        row.update(task.eval_columns(e, "ema"))
                     row["eval_time_s"] = time.time() - t_eval
                 row["wall_time_s"] = time.time() - t_start
                 logger.log_epoch(row)
@@ -546,11 +529,7 @@ def _train(
         epochs_done=final.get("epoch", start_epoch),
         train_time_s=round(time.time() - t_start, 1),
     )
-    for k in ("eval_top1", "eval_top5", "ema_top1", "train_loss"):
-        if k in final:
-            result[k.replace("eval_", "")] = round(final[k], 4)
-    if "top1" in result:
-        result["top1_err"] = round(100 - result["top1"], 4)
+    result.update(task.result_fields(final))
     if data.skipped:
         result.update(skipped_images=len(data.skipped), skipped=list(data.skipped))
         say(f"senet train: skipped {len(data.skipped)} undecodable image(s): " + ", ".join(data.skipped))
