@@ -24,6 +24,7 @@ EXTRAS: dict[str, str | None] = {
     "onnxscript": "export",
     "tensorboard": "tensorboard",
     "keras": "keras",
+    "torchao": "quant",
     "timm": None,
 }
 
