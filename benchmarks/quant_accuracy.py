@@ -110,8 +110,8 @@ def main() -> None:
         speed = {}
         for b in (int(v) for v in args.batches.split(",")):
             xb = x[:b].contiguous()
-            entries = {n: (lambda f=f: f(xb)) for n, f in forms.items() if n.startswith("onnxruntime")}
-            entries["pytorch fp32 (eager)"] = lambda: model(xb)
+            entries = {n: (lambda f=f, xb=xb: f(xb)) for n, f in forms.items() if n.startswith("onnxruntime")}
+            entries["pytorch fp32 (eager)"] = lambda xb=xb: model(xb)
             with torch.no_grad():
                 t = best_times(entries, args.repeats, 5 if b == 1 else 1)
             speed[b] = {n: 1e3 * s for n, s in t.items()}

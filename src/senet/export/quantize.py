@@ -125,10 +125,9 @@ def quantize_onnx(
 
     require("onnx", "INT8 ONNX export")
     require("onnxruntime", "INT8 ONNX export")
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnx
 
     from .onnx import export_onnx
 
