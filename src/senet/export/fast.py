@@ -190,7 +190,7 @@ def _build_onnxruntime(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Call
     x = inputs[0]
     with tempfile.TemporaryDirectory(prefix="senet-optimize-") as tmp:
         path = os.path.join(tmp, "model.onnx")
-        export_onnx(model, path, tuple(x.shape[1:]), dynamic_batch=False, fold_bn=True, check=False)
+        export_onnx(model, path, tuple(x.shape[1:]), fold_bn=True, check=False)
         pred = OnnxPredictor(path, threads=torch.get_num_threads())  # the session holds the graph in memory
 
     def fn(x: torch.Tensor) -> torch.Tensor:
