@@ -139,8 +139,13 @@ def test_bf16_candidate_checked_with_its_own_tolerance() -> None:
 @pytest.mark.slow
 def test_inductor_with_freezing_matches_eager(tmp_path) -> None:
     model, x = _tiny()
+    from torch._inductor.utils import run_and_get_code
+
     out = senet.optimize(model, x, backend="inductor", cache_dir=tmp_path, **FAST)
     assert out.backend == "inductor", out.report
+    torch._dynamo.reset()  # compile again, to see the code: the weights must be frozen constants (oneDNN pre-packed)
+    _, code = run_and_get_code(out, x)
+    assert "_frozen_param" in "\n".join(code)
     cand = out.report.candidates[0]
     assert cand.ok and cand.compile_s > 0
     with torch.no_grad():

@@ -170,10 +170,19 @@ def _build(
         return _wrap(m, dtype, cl), m
     if base == "inductor":
         m = fold_bn(model).to(dtype)
-        # freezing: parameters become constants of the graph, so Inductor can fold them and pre-pack the conv/linear
-        # weights for oneDNN (it applies only under no_grad, which OptimizedModel guarantees).
-        compiled = torch.compile(m, backend="inductor", options={"freezing": True})
-        return _wrap(compiled, dtype, False), compiled
+        compiled = torch.compile(m, backend="inductor")
+
+        def frozen(*inputs: torch.Tensor) -> torch.Tensor:
+            # freezing: parameters become constants of the graph, so Inductor folds them and pre-packs the conv /
+            # linear weights for oneDNN with fused ReLUs (only under no_grad, which OptimizedModel guarantees). It
+            # must be the global config while (re)compiling: torch.compile(options={"freezing": True}) does not
+            # enable it (checked with torch 2.14.1: no frozen params, aten convolutions, separate ReLU kernels).
+            import torch._inductor.config as inductor_config
+
+            with inductor_config.patch(freezing=True):
+                return compiled(*inputs)
+
+        return _wrap(frozen, dtype, False), compiled
     if base == "onnxruntime":
         return _build_onnxruntime(model, inputs), None
     raise SenetError(f"unknown backend {name!r}; choose auto or one of: {', '.join(BACKENDS)}")
