@@ -12,6 +12,7 @@ Variants of the senet models:
               freezing / onnxruntime; the chosen backend and its compile seconds are printed)
     int8      onnxruntime INT8 (QDQ, gate path fp32) of the BN-folded export, calibrated on random inputs (the
               timing does not depend on the calibration; benchmarks/quant_accuracy.py measures accuracy)
+    pt2e      PT2E INT8 (torchao X86InductorQuantizer, gate fp32) compiled by Inductor with freezing
 
 A GEMM micro-benchmark (fp32 matmul, same threads) in the same run gives the machine's peak; each row's achieved
 GFLOP/s (2 x MACs / CPU time) is reported as a fraction of it.
@@ -111,6 +112,8 @@ def build_entries(args: argparse.Namespace, dtype: torch.dtype, batch: int) -> d
             entries[f"senet {name} optimized"] = run_fast
         if "int8" in args.variants and dtype == torch.float32:
             entries[f"senet {name} int8"] = _int8_entry(args, base, x)
+        if "pt2e" in args.variants and dtype == torch.float32:
+            entries[f"senet {name} pt2e-int8"] = _pt2e_entry(base, x)
     for name in _csv(args.timm):
         add(f"timm {name} eager", timm.create_model(name, pretrained=False))
     if args.onnx and dtype == torch.float32:
@@ -148,6 +151,26 @@ def _int8_entry(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tenso
 
     def run(s: ort.InferenceSession = sess) -> object:
         return s.run(None, {"input": xn})
+
+    return run
+
+
+def _pt2e_entry(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """PT2E INT8 (X86InductorQuantizer, gate fp32) compiled by Inductor with freezing (int8 oneDNN kernels)."""
+    import torch._inductor.config as inductor_config
+
+    from senet.export.quantize import quantize_pt2e
+
+    q = quantize_pt2e(model, torch.randn(8, *x.shape[1:]), keep_gate=True)
+    compiled = torch.compile(q)
+    t = time.perf_counter()
+    with inductor_config.patch(freezing=True), torch.no_grad():
+        compiled(x)
+    print(f"pt2e-int8 compile {time.perf_counter() - t:.1f} s", flush=True)
+
+    def run() -> object:
+        with inductor_config.patch(freezing=True), torch.no_grad():
+            return compiled(x)
 
     return run
 
