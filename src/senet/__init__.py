@@ -2,12 +2,14 @@
 
 >>> import senet
 >>> block = senet.create_attn("se", 256)          # any of senet.list_attn()
+>>> fast = senet.optimize(model, example_batch)   # fastest checked inference form on this machine (measured)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import retrofit  # callable module: senet.retrofit(model, ...) and senet.retrofit.<helpers>
 from .errors import SenetError
+from .export.fast import optimize
 from .layers import create_attn, list_attn
 from .models import create_model, list_models
 
@@ -16,4 +18,13 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-__all__ = ["SenetError", "__version__", "create_attn", "create_model", "list_attn", "list_models", "retrofit"]
+__all__ = [
+    "SenetError",
+    "__version__",
+    "create_attn",
+    "create_model",
+    "list_attn",
+    "list_models",
+    "optimize",
+    "retrofit",
+]

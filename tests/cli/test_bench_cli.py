@@ -24,6 +24,21 @@ def test_bench_cli_tiny(tmp_path, capsys) -> None:
     assert "se_resnet20" in (tmp_path / "b.md").read_text()
 
 
+def test_bench_cli_optimized_rows(capsys) -> None:
+    rc = main(
+        ["bench", "--models", "se_resnet20", "--batch-sizes", "2", "--iters", "2", "--warmup", "0", "--threads", "1",
+         "--optimized", "--optimize-backends", "eager,eager_cl"]
+    )  # fmt: skip
+    assert rc == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out.strip().splitlines()[-1])["rows"]
+    opt = [r for r in rows if str(r["compiled"]).startswith("opt:")]
+    assert [r["model"] for r in opt] == ["resnet20", "se_resnet20"]
+    assert all(r["latency_ms"] > 0 and r["optimize"]["max_abs_diff"] < 1e-3 for r in opt)
+    assert opt[1]["overhead_pct"] is not None and opt[1]["params"] == rows[1]["params"]
+    assert captured.err.count("compile") == 2
+
+
 def test_bench_cli_errors(capsys) -> None:
     assert main(["bench", "--models", "nope_net"]) == 2
     assert "unknown model(s) nope_net" in capsys.readouterr().err

@@ -99,6 +99,23 @@ def test_predict_prints_topk(trained: dict, capsys: pytest.CaptureFixture) -> No
     assert {p["class"] for p in r["predictions"][0]["top"]} <= {"cat", "dog", "frog"}
 
 
+def test_predict_optimized_matches_eager(trained: dict, capsys: pytest.CaptureFixture) -> None:
+    img = next((trained["root"] / "tree" / "test" / "dog").glob("*.png"))
+    run = str(trained["runs"]["se_resnet20"])
+    capsys.readouterr()
+    assert main(["predict", str(img), "--checkpoint", run, "--top-k", "3"]) == 0
+    plain = _json_line(capsys.readouterr().out)
+    argv = ["predict", str(img), "--checkpoint", run, "--top-k", "3", "--optimized"]
+    assert main([*argv, "--optimize-backends", "eager,eager_cl"]) == 0
+    captured = capsys.readouterr()
+    fast = _json_line(captured.out)
+    assert "compile" in captured.err and fast["optimized"]["backend"] in ("eager", "eager_cl")
+    assert [p["class"] for p in fast["predictions"][0]["top"]] == [p["class"] for p in plain["predictions"][0]["top"]]
+    for a, b in zip(fast["predictions"][0]["top"], plain["predictions"][0]["top"]):
+        assert abs(a["prob"] - b["prob"]) < 1e-4
+    assert main([*argv, "--onnx", "x.onnx"]) == 2
+
+
 def test_compare_table_and_plot(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     capsys.readouterr()
     plot = tmp_path / "c.png"

@@ -26,6 +26,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dtypes", default="fp32", metavar="D,...", help="fp32, bf16, fp16 (autocast) (default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="also time channels_last (default: contiguous only)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models (default: eager only)")
+    p.add_argument(
+        "--optimized",
+        action="store_true",
+        help="also time senet.optimize's choice per model and batch (fp32 inference; prints the compile cost)",
+    )
+    p.add_argument(
+        "--optimize-backends",
+        default="auto",
+        metavar="B,...",
+        help="candidates for --optimized: auto or any of eager, eager_cl, inductor, onnxruntime (default: auto)",
+    )
     p.add_argument("--train", action="store_true", help="also time a training step (default: inference only)")
     p.add_argument("--device", default="auto", metavar="DEV", help="cpu, cuda, cuda:1, auto (default: auto)")
     p.add_argument("--input-size", type=int, default=None, metavar="S", help="input S x S (default: the model's)")
@@ -35,6 +46,75 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's)")
     p.add_argument("--out", default=None, metavar="FILE", help="also write FILE.json and FILE.md (default: none)")
     return p
+
+
+def _optimized_rows(
+    models: dict[str, Any],
+    sizes: dict[str, tuple[int, ...]],
+    rows: list[dict],
+    batch_sizes: list[int],
+    device: str,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """One row per (model, batch): ``senet.optimize``'s choice, timed like the others (median of --iters calls)."""
+    import statistics
+    import sys
+    import time
+
+    import torch
+
+    from senet.export.fast import optimize
+
+    out: list[dict[str, Any]] = []
+    eager = {(r["model"], r["batch_size"]): r for r in rows if r["mode"] == "infer" and not r["compiled"]}
+    for bs in batch_sizes:
+        timed: dict[str, float] = {}
+        for name, model in models.items():
+            x = torch.randn(bs, *sizes[name], device=device)
+            t0 = time.perf_counter()
+            fast = optimize(model.to(device), x, backend=args.optimize_backends, dtype="fp32")
+            total = time.perf_counter() - t0
+            rep = fast.report
+            print(
+                f"senet bench: optimized {name} batch {bs}: {rep.backend} "
+                f"({'cached decision' if rep.cache_hit else 'measured'}), compile {rep.compile_s:.1f} s, "
+                f"optimize() total {total:.1f} s, max |diff| vs eager {rep.max_abs_diff:.2g}",
+                file=sys.stderr,
+                flush=True,
+            )
+            for _ in range(args.warmup):
+                fast(x)
+            times = []
+            for _ in range(args.iters):
+                t = time.perf_counter()
+                fast(x)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t)
+            med = statistics.median(times)
+            timed[name] = med
+            base = eager.get((name, bs), {})
+            out.append(
+                {
+                    **base,
+                    "model": name,
+                    "mode": "infer",
+                    "batch_size": bs,
+                    "dtype": rep.dtype,
+                    "channels_last": rep.backend.startswith("eager_cl"),
+                    "compiled": f"opt:{rep.backend}",
+                    "latency_ms": 1e3 * med,
+                    "latency_p90_ms": 1e3 * sorted(times)[int(round(0.9 * (len(times) - 1)))],
+                    "throughput": bs / med if med > 0 else float("inf"),
+                    "iters": args.iters,
+                    "optimize": {"backend": rep.backend, "compile_s": rep.compile_s, "total_s": total,
+                                 "cache_hit": rep.cache_hit, "max_abs_diff": rep.max_abs_diff},
+                }
+            )  # fmt: skip
+        for row in out[-len(models) :]:
+            twin = row.get("twin")
+            row["overhead_pct"] = 100.0 * (row["latency_ms"] / (1e3 * timed[twin]) - 1.0) if twin in timed else None
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         iters=args.iters,
         twins=twins,
     )
+    if args.optimized:
+        rows += _optimized_rows(models, sizes, rows, batch_sizes, device, args)
     headers = [
         "model",
         "mode",
@@ -114,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             r["batch_size"],
             r["dtype"],
             "NHWC" if r["channels_last"] else "NCHW",
-            "yes" if r["compiled"] else "no",
+            r["compiled"] if isinstance(r["compiled"], str) else ("yes" if r["compiled"] else "no"),
             f"{r['params'] / 1e6:.3f}M",
             f"{r['macs'] / 1e9:.3f}",
             f"{r['latency_ms']:.2f}",

@@ -40,7 +40,97 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--static-batch", action="store_true", help="export a fixed batch axis (default: dynamic)")
     p.add_argument("--atol", type=float, default=1e-4, metavar="TOL", help="fail above this max diff (default: 1e-4)")
     p.add_argument("--output", "-o", default=None, metavar="PATH", help="output file (default: <name>.onnx / .pt2)")
+    p.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="post-training static INT8: onnxruntime QDQ for --format onnx, PT2E + X86InductorQuantizer for "
+        "--format exported-program (default: fp32)",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="DATA",
+        help="images to calibrate --quantize on: a folder of images, an ImageFolder tree or a .tar.gz dataset",
+    )
+    p.add_argument(
+        "--calibration-images", type=int, default=256, metavar="N", help="images used to calibrate (default: 256)"
+    )
+    p.add_argument(
+        "--quantize-gate",
+        action="store_true",
+        help="also quantize the attention gate path (squeeze, excitation FCs, sigmoid, scale); default: keep it fp32",
+    )
     return p
+
+
+def _preprocess_for(source: str, size: tuple[int, ...]) -> dict[str, Any]:
+    """The checkpoint's own eval preprocessing when it is a `senet train` checkpoint, else resize + ImageNet norm."""
+    import os
+
+    from senet.errors import SenetError
+
+    if os.path.exists(source):
+        from senet.train import load_checkpoint
+
+        try:
+            pre = load_checkpoint(source).get("preprocess")
+        except SenetError:
+            pre = None
+        if pre:
+            return pre
+    from senet.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+
+    return {"kind": "tensor", "img_size": size[-1], "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+
+
+def _run_quantized(args: argparse.Namespace, model: Any, name: str, size: tuple[int, ...]) -> int:
+    import torch
+
+    from senet.cli.predict import preprocess
+    from senet.errors import SenetError
+    from senet.export.quantize import calibration_batch, gate_modules, quantize_onnx, quantize_pt2e
+
+    if not args.calibration:
+        raise SenetError("--quantize int8 needs --calibration DATA (a few hundred of your images)")
+    if len(size) != 3:
+        raise SenetError(f"--quantize takes image models (--input-size C H W), got {list(size)}")
+    pre = _preprocess_for(args.source, size)
+    calib = calibration_batch(args.calibration, lambda img: preprocess(img, pre), args.calibration_images)
+    if tuple(calib.shape[1:]) != tuple(size):
+        raise SenetError(f"calibration images preprocess to {tuple(calib.shape[1:])}, the model takes {size}")
+    keep = not args.quantize_gate
+    output = args.output or f"{name}.int8{_SUFFIX[args.format]}"
+    check = calib[: min(64, len(calib))]
+    with torch.no_grad():
+        ref = model.eval()(check)
+    if args.format == "onnx":
+        from senet.export import OnnxPredictor
+
+        res = quantize_onnx(model, output, calib, keep_gate=keep, opset=args.opset)
+        out = torch.from_numpy(OnnxPredictor(res.path)(check))
+        info = res.as_dict()
+    else:
+        q = quantize_pt2e(model, calib, keep_gate=keep)
+        with torch.no_grad():
+            out = q(check)
+        dim = torch.export.Dim("batch", min=1, max=1024)
+        program = torch.export.export(q, (check[:2],), dynamic_shapes=({0: dim},))
+        torch.export.save(program, output)
+        import os
+
+        info = {"path": output, "method": "pt2e-x86-inductor", "calibration_images": len(calib),
+                "kept_fp32": gate_modules(model) if keep else [], "size_bytes": os.path.getsize(output)}  # fmt: skip
+    agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
+    diff = float((out - ref).abs().max())
+    print(
+        f"quantized {name} to INT8 in {info['path']} ({info['method']}, {info['size_bytes'] / 1e6:.1f} MB, "
+        f"calibrated on {len(calib)} images, gate path {'fp32' if keep else 'int8'}); on {len(check)} calibration "
+        f"images: top-1 agreement with fp32 {100 * agree:.1f} %, max |logit diff| {diff:.3g}"
+    )
+    print(json.dumps({"model": name, "input_size": list(size), "quantize": "int8", **info,
+                      "top1_agreement": agree, "max_abs_diff": diff}))  # fmt: skip
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.input_size or getattr(model, "default_input_size", (3, 224, 224)))
     if not 2 <= len(size) <= 4 or any(s <= 0 for s in size):
         raise SenetError(f"--input-size must be 2 to 4 positive ints (C then spatial dims), got {list(size)}")
+    if args.quantize:
+        return _run_quantized(args, model, name, tuple(size))
+    if args.calibration:
+        raise SenetError("--calibration is only used with --quantize int8")
     output = args.output or f"{name}{_SUFFIX[args.format]}"
     common = dict(dynamic_batch=not args.static_batch, fold_bn=args.fold_bn, atol=args.atol)
     if args.format == "onnx":

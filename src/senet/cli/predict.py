@@ -24,6 +24,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run this ONNX export (of the --checkpoint run) with onnxruntime instead of PyTorch; the checkpoint "
         "still supplies class names and preprocessing (default: off)",
     )
+    p.add_argument(
+        "--optimized",
+        action="store_true",
+        help="run senet.optimize's fastest checked form (measured on the first image's shape; compile cost printed "
+        "to stderr) instead of the eager model (default: off)",
+    )
+    p.add_argument(
+        "--optimize-backends",
+        default="auto",
+        metavar="B,...",
+        help="candidates for --optimized: auto or any of eager, eager_cl, inductor, onnxruntime (default: auto)",
+    )
     return p
 
 
@@ -58,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k <= 0:
         raise SenetError(f"--top-k must be positive, got {args.top_k}")
+    if args.optimized and args.onnx:
+        raise SenetError("--optimized and --onnx exclude each other (--optimized already tries onnxruntime)")
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt["config"].get("task") == "denoise":
         raise SenetError(f"{args.checkpoint!r} is a denoiser, not a classifier: use `senet denoise IMAGE ...`")
@@ -82,6 +96,20 @@ def run(args: argparse.Namespace) -> int:
             raise SenetError(f"image {path!r} does not exist")
         img = decode_rgb(p.read_bytes(), str(path))  # one-line SenetError naming the file when undecodable
         x = preprocess(img, ckpt["preprocess"]).unsqueeze(0).to(device)
+        if args.optimized and not hasattr(model, "report"):
+            import sys
+
+            from senet.export.fast import optimize
+
+            model = optimize(model, x, backend=args.optimize_backends)
+            rep = model.report
+            print(
+                f"senet predict: optimized to {rep.backend} ({rep.dtype}; "
+                f"{'cached decision' if rep.cache_hit else 'measured'}), compile {rep.compile_s:.1f} s, "
+                f"max |diff| vs eager {rep.max_abs_diff:.2g}",
+                file=sys.stderr,
+                flush=True,
+            )
         with torch.no_grad():
             prob = model(x).float().softmax(1)[0]
         top = prob.topk(k)
@@ -92,5 +120,6 @@ def run(args: argparse.Namespace) -> int:
             [[r + 1, d["class"], f"{d['prob']:.4f}"] for r, d in enumerate(preds)],
             title=str(path),
         )
-    print(json.dumps({"checkpoint": str(args.checkpoint), "onnx": args.onnx, "predictions": results}))
+    extra = {"optimized": model.report.as_dict()} if hasattr(model, "report") else {}
+    print(json.dumps({"checkpoint": str(args.checkpoint), "onnx": args.onnx, "predictions": results, **extra}))
     return 0

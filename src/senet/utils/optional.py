@@ -25,6 +25,7 @@ EXTRAS: dict[str, str | None] = {
     "tensorboard": "tensorboard",
     "keras": "keras",
     "torchmetrics": "denoise",
+    "torchao": "quant",
     "timm": None,
 }
 
