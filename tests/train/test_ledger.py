@@ -126,3 +126,12 @@ def test_config_key_tells_a_bf16_run_from_its_fp32_twin() -> None:
     bf16, fp32 = (load_config(None, {"amp": a, "device": "cpu"}) for a in ("bf16", "fp32"))
     assert config_key(bf16)[:3] == config_key(fp32)[:3]  # one recipe: the parity table pairs them
     assert (config_key(bf16)[3], config_key(fp32)[3]) == ("bf16", "fp32")  # two cells: the sweep trains both
+
+
+def test_a_recipe_keeps_its_hash_when_config_keys_are_added() -> None:
+    # The committed bf16/fp32 parity rows came from the documented command (docs/results.md) before later keys
+    # (task, freeze, layer_decay, ...) existed; the same command today must still find them, or sweeps retrain.
+    repo = Path(__file__).resolve().parents[2]
+    rows = read_rows(repo / "results" / "precision_parity.jsonl")
+    cfg = load_config(repo / "configs" / "cifar10_cpu_budget.yaml", {"eval_every": 5, "data": "/nonexistent"})
+    assert rows and {r["recipe_hash"] for r in rows} == {config_recipe_hash(cfg)}

@@ -70,6 +70,8 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "crop": 0,
     "denoise_loss": "l2",
     "eval_sigmas": [15.0, 25.0, 50.0],
+    "freeze": "none",
+    "layer_decay": 1.0,
 }
 
 # Config fields that name the run, place its files or pick the hardware: two runs that differ only in these trained
