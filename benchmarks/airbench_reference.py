@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(device)
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, results on stdout
 
-    done: set[tuple[str, int, str, str]] = set()
+    done: set[tuple[str, int, str, str, str]] = set()
     if args.ledger:
         from senet.train.ledger import done_keys
 
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup:
         run(data, hyp, 0, prec, max_steps=10, say=say)
     for seed in _seeds(args.seeds):
-        if (MODEL, seed, rhash, prec.name) in done:
+        if (MODEL, seed, rhash, prec.name, "none") in done:
             say(f"airbench_reference: seed {seed} is already in {args.ledger}; skipped")
             continue
         say(f"airbench_reference: seed {seed}, {len(data.train_y)} train images from {data.source}, {prec.name}")

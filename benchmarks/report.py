@@ -49,12 +49,40 @@ def plain_twin(model: str) -> str | None:
     return None if kind == "none" else model[len(kind) + 1 :]
 
 
+def variant(row: dict[str, Any]) -> str:
+    """A row's line in a table: the model name, with the kind added where the name does not say it (a grid cell's
+    ``attn_layer``, or a family with SE by default such as ``mobilenet_v3_small [se]``)."""
+    kind = str(row.get("kind", "none"))
+    return row["model"] if kind == attention_kind(row["model"]) else f"{row['model']} [{kind}]"
+
+
+def _by_variant(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        out[variant(r)][int(r["seed"])] = r  # a repeated cell keeps its latest row
+    return out
+
+
+def _twin(v: str, variants: dict[str, dict[int, dict[str, Any]]]) -> str | None:
+    """The attention-free twin of a table line: the same model with kind none, else the name's plain twin."""
+    model, _, kind = v.partition(" [")
+    if not kind:
+        return plain_twin(v)
+    if kind == "none]":
+        return None
+    if f"{model} [none]" in variants:
+        return f"{model} [none]"
+    return model if attention_kind(model) == "none" else None
+
+
+def _order(variants: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    return sorted(variants, key=lambda v: (_twin(v, variants) or v, _twin(v, variants) is not None, v))
+
+
 def group_table(rows: list[dict[str, Any]]) -> list[str]:
     """One recipe x precision group: a line per model, with paired differences against its plain twin."""
-    by_model: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in rows:
-        by_model[r["model"]][int(r["seed"])] = r  # a repeated cell keeps its latest row
-    order = sorted(by_model, key=lambda m: (plain_twin(m) or m, plain_twin(m) is not None, m))
+    by_model = _by_variant(rows)
+    order = _order(by_model)
     out = [
         "| model | n | seeds | top-1 % | top-1 error % | train s | eval s | Δ top-1 vs plain (paired) | wins | "
         "train time / plain |",
@@ -68,7 +96,7 @@ def group_table(rows: list[dict[str, Any]]) -> list[str]:
         tr = [cells[s]["train_s"] for s in seeds]
         ev = [cells[s]["eval_s"] for s in seeds]
         delta, wins, ratio = "–", "–", "–"
-        twin = plain_twin(m)
+        twin = _twin(m, by_model)
         if twin in by_model:
             common = [s for s in seeds if s in by_model[twin]]
             if common:
@@ -89,10 +117,8 @@ def group_table(rows: list[dict[str, Any]]) -> list[str]:
 def denoise_table(rows: list[dict[str, Any]]) -> list[str]:
     """One recipe group of denoising runs (``task: denoise``): PSNR / SSIM at the training sigma, the noisy input's
     PSNR and the gain over it, PSNR at each evaluation sigma, and the paired PSNR difference against the plain twin."""
-    by_model: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in rows:
-        by_model[r["model"]][int(r["seed"])] = r
-    order = sorted(by_model, key=lambda m: (plain_twin(m) or m, plain_twin(m) is not None, m))
+    by_model = _by_variant(rows)
+    order = _order(by_model)
     sigmas = sorted({s for r in rows for s in (r.get("by_sigma") or {})}, key=float)
     out = [
         "| model | n | seeds | σ | noisy PSNR dB | PSNR dB | gain dB | SSIM | "
@@ -109,7 +135,7 @@ def denoise_table(rows: list[dict[str, Any]]) -> list[str]:
             for s in sigmas
         ]
         delta, wins = "–", "–"
-        twin = plain_twin(m)
+        twin = _twin(m, by_model)
         common = [s for s in seeds if s in by_model.get(twin or "", {})]
         if common:
             d = [cells[s]["psnr"] - by_model[twin][s]["psnr"] for s in common]  # type: ignore[index]

@@ -12,11 +12,11 @@ report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
 
-def _row(model: str, seed: int, top1: float, amp: str = "bf16", train_s: float = 100.0) -> dict:
+def _row(model: str, seed: int, top1: float, amp: str = "bf16", train_s: float = 100.0, kind: str = "") -> dict:
     return dict(
         experiment="exp",
         model=model,
-        kind="none",
+        kind=kind or report.attention_kind(model),
         seed=seed,
         recipe_hash="r1",
         commit="c",
@@ -39,6 +39,20 @@ def test_paired_differences_wins_and_time_ratio() -> None:
     assert "| 2 | 0,1 | 90.25 ± 0.35 |" in line and "-0.25 ± 1.06 (n=2)" in line and "| 1/2 |" in line
     assert "1.100" in line
     assert "speednet | 2 | 0,1 | 90.50 ± 0.71 | 9.50 ± 0.71" in text
+
+
+def test_grid_cells_of_one_model_pair_by_kind() -> None:
+    # mobilenet_v3_small has SE by default; a grid's cells set attn_layer none / eca (one recipe, kinds differ).
+    rows = [_row("mobilenet_v3_small", s, 60.0 + s, kind=k) for s in (0, 1) for k in ("none", "se", "eca")]
+    rows[1]["top1"] += 2.0  # SE, seed 0
+    text = report.render("exp", rows)
+    lines = {x.split(" | ")[0][2:]: x for x in text.splitlines() if x.startswith("| mobilenet")}
+    assert set(lines) == {"mobilenet_v3_small", "mobilenet_v3_small [se]", "mobilenet_v3_small [eca]"}
+    assert (
+        "+1.00 ± 1.41 (n=2)" in lines["mobilenet_v3_small [se]"]
+        and "+0.00 ± 0.00 (n=2)" in lines["mobilenet_v3_small [eca]"]
+    )
+    assert "| – |" in lines["mobilenet_v3_small"]
 
 
 def test_parity_table_pairs_bf16_and_fp32_of_the_same_cell() -> None:

@@ -62,7 +62,8 @@ def test_ablate_appends_to_the_ledger_and_resumes_from_it(tmp_path, capsys) -> N
     assert main([*args, "--ledger", str(ledger)]) == 0
     rows = read_rows(ledger)
     assert len(rows) == 2 and {r["experiment"] for r in rows} == {"ablate_tiny"}
-    assert len({r["recipe_hash"] for r in rows}) == 2  # the cells differ in model_kwargs, part of the recipe
+    # The cells differ only in attn_layer: one recipe, two kinds (so the report pairs them by seed).
+    assert len({r["recipe_hash"] for r in rows}) == 1 and {r["kind"] for r in rows} == {"none", "se"}
     capsys.readouterr()
     shutil.rmtree(tmp_path / "out")  # the run folders are gone; the ledger still knows both runs
     assert main([*args, "--ledger", str(ledger)]) == 0

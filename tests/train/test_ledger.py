@@ -42,7 +42,7 @@ def test_append_keeps_old_rows_and_leaves_no_temporaries(tmp_path: Path) -> None
     append_row(path, _row(seed=1, top1=91.5))
     rows = read_rows(path)
     assert [r["seed"] for r in rows] == [0, 1] and rows[1]["top1"] == 91.5
-    assert done_keys(path) == {("speednet", 0, "abc", "bf16"), ("speednet", 1, "abc", "bf16")}
+    assert done_keys(path) == {("speednet", 0, "abc", "bf16", "none"), ("speednet", 1, "abc", "bf16", "none")}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -135,3 +135,20 @@ def test_a_recipe_keeps_its_hash_when_config_keys_are_added() -> None:
     rows = read_rows(repo / "results" / "precision_parity.jsonl")
     cfg = load_config(repo / "configs" / "cifar10_cpu_budget.yaml", {"eval_every": 5, "data": "/nonexistent"})
     assert rows and {r["recipe_hash"] for r in rows} == {config_recipe_hash(cfg)}
+
+
+def test_kind_is_read_from_the_network_and_attn_layer_is_not_the_recipe() -> None:
+    from senet.models import create_model
+    from senet.retrofit import retrofit
+    from senet.train.ledger import model_attention
+
+    assert model_attention(create_model("mobilenet_v3_small")) == "se"  # SE by default, not in its name
+    assert model_attention(create_model("mobilenet_v3_small", attn_layer="eca")) == "eca"
+    assert model_attention(create_model("resnet20")) == "none"
+    swapped, _ = retrofit(create_model("se_resnet20"), "eca")  # the old SE stays inside the swap wrapper
+    assert model_attention(swapped) == "eca"
+    cells = [
+        load_config(None, {"model": "mobilenet_v3_small", "model_kwargs": {"attn_layer": a}}) for a in ("none", "se")
+    ]
+    keys = [config_key(c) for c in cells]
+    assert keys[0][2] == keys[1][2] and (keys[0][4], keys[1][4]) == ("none", "se")  # one recipe, two cells

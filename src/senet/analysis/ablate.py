@@ -274,14 +274,14 @@ def config_key(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+def _ledger_rows(ledger: str | os.PathLike[str] | None) -> dict[tuple[str, ...], dict[str, Any]]:
     from senet.train.ledger import read_rows, row_key
 
     return {row_key(r): r for r in read_rows(ledger)} if ledger is not None else {}
 
 
-def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str, str]:
-    """The ledger's (model, seed, recipe, amp) key of a cell's run, from its resolved training config."""
+def _ledger_key(config: Mapping[str, Any]) -> tuple[str, int, str, str, str]:
+    """The ledger's (model, seed, recipe, amp, kind) key of a cell's run, from its resolved training config."""
     from senet.train import load_config
     from senet.train.ledger import config_key
 

@@ -7,7 +7,7 @@ Every block takes ``channels`` first, shares the knob names ``rd_ratio`` / ``rd_
 """
 
 from .cbam import CBAM, SCSE, ChannelAttn, SpatialAttn
-from .create_attn import AttnType, attn_knobs, create_attn, get_attn, list_attn
+from .create_attn import AttnType, attn_kind, attn_knobs, create_attn, get_attn, list_attn
 from .eca import EfficientChannelAttn, eca_kernel_size
 from .helpers import create_act, global_pool, list_acts, make_divisible, resolve_rd_channels
 from .residual import SEResidualBlock
@@ -32,6 +32,7 @@ __all__ = [
     "SqueezeExcite",
     "attn_knobs",
     "create_act",
+    "attn_kind",
     "create_attn",
     "eca_kernel_size",
     "get_attn",

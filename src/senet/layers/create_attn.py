@@ -13,7 +13,7 @@ from .cbam import CBAM, SCSE
 from .eca import EfficientChannelAttn
 from .squeeze_excite import EffectiveSE, NoSqueeze, SqueezeExcite
 
-__all__ = ["create_attn", "get_attn", "list_attn", "attn_knobs", "AttnType"]
+__all__ = ["create_attn", "get_attn", "list_attn", "attn_knobs", "attn_kind", "AttnType"]
 
 AttnType = str | type[nn.Module] | Callable[..., nn.Module] | None
 
@@ -35,6 +35,16 @@ _NONE = (None, "", "none")
 def list_attn() -> list[str]:
     """Names accepted by :func:`create_attn` (``"none"`` means no attention)."""
     return list(_ATTN)
+
+
+def attn_kind(module: nn.Module) -> str | None:
+    """The factory name of an attention block built by :func:`create_attn` (``se_hs`` reads as ``se``), or ``None``
+    for any other module."""
+    for name, ctor in _ATTN.items():
+        cls = ctor.func if isinstance(ctor, functools.partial) else ctor
+        if type(module) is cls:
+            return name
+    return None
 
 
 def get_attn(kind: AttnType) -> Callable[..., nn.Module] | None:

@@ -3,7 +3,7 @@
 Full-budget runs cost tens of CPU-minutes each, so they accumulate over days and machines. The ledger is append-only:
 a row is never edited, and a new row is added by rewriting the file atomically (temporary file + rename, under a lock
 file), so a killed writer leaves either the old file or the new one, never half a line. Sweep runners ask
-:func:`done_keys` which (model, seed, recipe, amp) cells already exist and skip them; the tables in ``docs/`` are
+:func:`done_keys` which (model, seed, recipe, amp, kind) cells already exist and skip them; the tables in ``docs/`` are
 generated from these files by ``benchmarks/report.py``, never typed by hand.
 
 A row holds: experiment, model, kind (attention kind), seed, recipe_hash (the training recipe without the fields that
@@ -111,13 +111,42 @@ def attention_kind(model: str) -> str:
     return head if head in _KINDS else "none"
 
 
+def model_attention(model: Any) -> str:
+    """The attention kinds an ``nn.Module`` holds, as the ledger's ``kind`` (``se``, ``eca+se``, or ``none``).
+
+    Read from the built network rather than its name: ``mobilenet_v3_small`` has SE by default, and a grid's cells
+    change the kind through ``model_kwargs``. A retrofit swap wrapper counts as its new block only.
+    """
+    from senet.layers import attn_kind
+    from senet.retrofit import IdentityInitAttn
+
+    kinds: set[str] = set()
+    skip: list[str] = []
+    for name, module in model.named_modules():
+        if any(name == p or name.startswith(p + ".") for p in skip):
+            continue
+        kind = attn_kind(module)
+        if kind is not None:
+            kinds.add(kind)
+            skip.append(name)  # its insides (CBAM's channel half) are part of it
+        elif isinstance(module, IdentityInitAttn):
+            skip.append(f"{name}.base")  # a swap's old block (what the site computed before) is not this run's kind
+    return "+".join(sorted(kinds)) or "none"
+
+
 def recipe_hash(config: dict[str, Any]) -> str:
-    """12 hex digits identifying the training recipe in ``config`` (a resolved config dict)."""
+    """12 hex digits identifying the training recipe in ``config`` (a resolved config dict).
+
+    Like the model name, ``model_kwargs.attn_layer`` is what a comparison varies, not the recipe: it is the row's
+    ``kind``, so a grid's none / SE / ECA cells share one recipe and pair up by seed.
+    """
     recipe = {
         k: v
         for k, v in sorted(config.items())
         if k not in _NOT_RECIPE and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])
     }
+    if isinstance(recipe.get("model_kwargs"), dict) and "attn_layer" in recipe["model_kwargs"]:
+        recipe["model_kwargs"] = {k: v for k, v in recipe["model_kwargs"].items() if k != "attn_layer"}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -139,14 +168,24 @@ def recorded_dataset(cfg: Any, data_path: str | os.PathLike[str] | None = None) 
     return dataset_name(Path(data_path), cfg.dataset)
 
 
-def config_key(cfg: Any) -> tuple[str, int, str, str]:
+def config_key(cfg: Any) -> tuple[str, int, str, str, str]:
     """The :func:`row_key` that a finished run of the :class:`~senet.train.TrainConfig` ``cfg`` will have (``amp:
-    auto`` resolved for this machine as the trainer resolves it), so a sweep can skip a cell that is done."""
+    auto`` resolved for this machine as the trainer resolves it; the attention kind read from the network, built
+    on the meta device without weights), so a sweep can skip a cell that is done."""
+    import torch
+
+    from senet.train.checkpoint import build_model
     from senet.train.trainer import resolve_device
     from senet.utils.hardware import auto_precision
 
     amp = auto_precision(resolve_device(cfg.device), cfg.amp, cfg.channels_last).amp
-    return (cfg.model, int(cfg.seed), config_recipe_hash(cfg), amp)
+    classes = None if getattr(cfg, "task", "classify") == "denoise" else 10  # the count does not change the kind
+    try:
+        with torch.device("meta"):
+            model = build_model(cfg.model, classes, cfg.model_kwargs, cfg.retrofit)
+    except Exception:  # noqa: BLE001 - a model that cannot be built on meta is built for real (same kind)
+        model = build_model(cfg.model, classes, cfg.model_kwargs, cfg.retrofit)
+    return (cfg.model, int(cfg.seed), config_recipe_hash(cfg), amp, model_attention(model))
 
 
 def config_recipe_hash(cfg: Any) -> str:
@@ -157,10 +196,11 @@ def config_recipe_hash(cfg: Any) -> str:
     return recipe_hash(dict(config_to_dict(cfg), dataset=recorded_dataset(cfg)))
 
 
-def row_key(row: dict[str, Any]) -> tuple[str, int, str, str]:
-    """What makes a run unique in a ledger file: model, seed, recipe, and the precision it trained in (the recipe
-    leaves amp out so that a bf16 run and its fp32 twin share a recipe and pair up in the parity table)."""
-    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]), str(row["amp"]))
+def row_key(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
+    """What makes a run unique in a ledger file: model, seed, recipe, the precision it trained in and its attention
+    kind (the recipe leaves amp and ``attn_layer`` out so that a bf16 run and its fp32 twin, or a grid's none and SE
+    cells, share a recipe and pair up)."""
+    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]), str(row["amp"]), str(row["kind"]))
 
 
 def _machine(meta: dict[str, Any]) -> str:
@@ -197,7 +237,7 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
     row = {
         "experiment": experiment,
         "model": config["model"],
-        "kind": attention_kind(config["model"]),
+        "kind": meta.get("attention") or attention_kind(config["model"]),
         "seed": int(config["seed"]),
         "recipe_hash": recipe_hash(config),
         "commit": commit,
@@ -286,6 +326,6 @@ def read_rows(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
     return out
 
 
-def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str, str]]:
+def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str, str, str]]:
     """The (model, seed, recipe_hash) cells already in the ledger at ``path``."""
     return {row_key(r) for r in read_rows(path)}

@@ -199,7 +199,7 @@ def _train(
 ) -> dict[str, Any]:
     from senet.data import create_loaders, resolve_data
     from senet.data.splits import run_source, split_options
-    from senet.train.ledger import recorded_dataset
+    from senet.train.ledger import model_attention, recorded_dataset
     from senet.utils.io import atomic_write_text
 
     say = print_fn if info.is_main else (lambda *a: None)
@@ -349,6 +349,7 @@ def _train(
         "channels_last": channels_last,
         "precision_reason": precision.reason,
         **machine,
+        "attention": model_attention(model),
         "world_size": info.world_size,
         "data_path": str(data_path),
         "loader": data.loader,
