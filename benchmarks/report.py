@@ -57,9 +57,15 @@ def variant(row: dict[str, Any]) -> str:
 
 
 def _by_variant(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    # A model seen with several kinds (a grid's cells) shows the kind on every line, the plain one included: the
+    # bare name of an SE-by-default family would read as its SE network.
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        kinds[r["model"]].add(str(r.get("kind", "none")))
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
-        out[variant(r)][int(r["seed"])] = r  # a repeated cell keeps its latest row
+        label = f"{r['model']} [{r.get('kind', 'none')}]" if len(kinds[r["model"]]) > 1 else variant(r)
+        out[label][int(r["seed"])] = r  # a repeated cell keeps its latest row
     return out
 
 

@@ -47,12 +47,12 @@ def test_grid_cells_of_one_model_pair_by_kind() -> None:
     rows[1]["top1"] += 2.0  # SE, seed 0
     text = report.render("exp", rows)
     lines = {x.split(" | ")[0][2:]: x for x in text.splitlines() if x.startswith("| mobilenet")}
-    assert set(lines) == {"mobilenet_v3_small", "mobilenet_v3_small [se]", "mobilenet_v3_small [eca]"}
+    assert set(lines) == {"mobilenet_v3_small [none]", "mobilenet_v3_small [se]", "mobilenet_v3_small [eca]"}
     assert (
         "+1.00 ± 1.41 (n=2)" in lines["mobilenet_v3_small [se]"]
         and "+0.00 ± 0.00 (n=2)" in lines["mobilenet_v3_small [eca]"]
     )
-    assert "| – |" in lines["mobilenet_v3_small"]
+    assert "| – |" in lines["mobilenet_v3_small [none]"]
 
 
 def test_parity_table_pairs_bf16_and_fp32_of_the_same_cell() -> None:
