@@ -283,9 +283,9 @@ def _train(
         model.init_whitening(_first_images(data.train, cfg.data_init_images))
     if cfg.freeze_epochs and info.enabled:
         raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
-    frozen_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []
     if cfg.sync_bn and info.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    frozen_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []  # after SyncBN swapped the layers
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
