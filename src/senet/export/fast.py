@@ -245,12 +245,10 @@ def _read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    from senet.utils.io import atomic_write_text
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=1))
     except OSError as exc:  # a read-only cache only costs a re-measure next time
         warnings.warn(f"senet.optimize: cannot write the cache {path}: {exc}", stacklevel=3)
 

@@ -31,8 +31,6 @@ from senet.errors import SenetError
 
 __all__ = ["calibration_batch", "gate_modules", "quantize_onnx", "quantize_pt2e", "QuantizeResult"]
 
-_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-
 
 @dataclass
 class QuantizeResult:
@@ -77,6 +75,7 @@ def calibration_batch(
     of one. ``preprocess`` maps a uint8 ``C x H x W`` image to the model's input tensor.
     """
     from senet.data.decode import decode_rgb
+    from senet.data.sources import IMG_EXTENSIONS
 
     if n < 1:
         raise SenetError(f"--calibration-images must be positive, got {n}")
@@ -84,7 +83,7 @@ def calibration_batch(
     if not path.exists():
         raise SenetError(f"calibration data {str(path)!r} does not exist")
     blobs: list[tuple[str, Any]] = []
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _IMAGE_EXT) if path.is_dir() else []
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS) if path.is_dir() else []
     if files:
         step = max(1, len(files) // n)
         blobs = [(str(f), f.read_bytes) for f in files[::step][:n]]
