@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import AttentionBlock
 from .fused import gate_mul, spatial_mean
 from .helpers import (
     LayerType,
@@ -43,8 +44,10 @@ def _check_dims(module: nn.Module, x: torch.Tensor) -> None:
         )
 
 
-class ChannelAttn(nn.Module):
+class ChannelAttn(AttentionBlock):
     """CBAM's channel attention: ``σ(MLP(avg(x)) + MLP(max(x)))``. The gate output is ``(N, C)``."""
+
+    fused_tail = True
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ class ChannelAttn(nn.Module):
         return gate_mul(x, expand_gate(self.excitation(x), x))
 
 
-class SpatialAttn(nn.Module):
+class SpatialAttn(AttentionBlock):
     """CBAM's spatial attention: ``σ(BN(conv_k([mean_c(x), max_c(x)])))``. The gate output is ``(N, 1, *S)``."""
 
     def __init__(
@@ -101,8 +104,12 @@ class SpatialAttn(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return gate_mul(x, self.excitation(x))
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """The spatial conv and its BatchNorm (none when built with ``norm=False``)."""
+        return [("conv", "bn")] if isinstance(self.bn, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) else []
 
-class CBAM(nn.Module):
+
+class CBAM(AttentionBlock):
     """CBAM: channel attention then spatial attention.
 
     Args:
@@ -113,7 +120,12 @@ class CBAM(nn.Module):
         spatial_kernel_size: k of the spatial conv (paper: 7).
         spatial_norm: BatchNorm after the spatial conv (the paper's and the release's choice).
         dims: spatial rank the block is built for (1, 2 or 3); the spatial conv follows it.
+
+    Its excitation (what recorders read) is the channel gate ``channel.gate``; the fused residual tail applies the
+    channel half, then takes the spatial gate as the scale.
     """
+
+    fused_tail = True
 
     def __init__(
         self,
@@ -135,11 +147,23 @@ class CBAM(nn.Module):
         )
         self.spatial = SpatialAttn(spatial_kernel_size, dims, spatial_norm, gate_layer)
 
+    def excitation(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel gate of shape ``(N, C)``."""
+        return self.channel.excitation(x)
+
+    def gate_module(self) -> nn.Module:
+        return self.channel.gate
+
+    def split_gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(channel(x), spatial gate of it)``: the block is their product."""
+        y = self.channel(x)
+        return y, self.spatial.excitation(y)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.spatial(self.channel(x))
 
 
-class SCSE(nn.Module):
+class SCSE(AttentionBlock):
     """Concurrent spatial and channel squeeze & excitation.
 
     Args:
@@ -174,6 +198,13 @@ class SCSE(nn.Module):
         self.sse = nn.Linear(channels, 1)
         self.sse_gate = create_act(gate_layer, gate=True, what="gate_layer")
 
+    def excitation(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel (cSE) gate of shape ``(N, C)``."""
+        return self.cse.excitation(x)
+
+    def gate_module(self) -> nn.Module:
+        return self.cse.gate
+
     def spatial_excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-position gate of shape ``(N, 1, *S)``."""
         nd = len(spatial_dims(x))
@@ -182,6 +213,6 @@ class SCSE(nn.Module):
         return self.sse_gate(conv(x, weight, self.sse.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x * expand_gate(self.cse.excitation(x), x)
+        c = x * expand_gate(self.excitation(x), x)
         s = x * self.spatial_excitation(x)
         return c + s if self.combine == "add" else torch.maximum(c, s)

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from .base import AttentionBlock
 from .fused import spatial_mean, squeeze_excite
 from .helpers import LayerType, check_channels, check_odd_kernel, create_act
 
@@ -28,7 +29,7 @@ def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
     return max(t if t % 2 else t + 1, 1)
 
 
-class EfficientChannelAttn(nn.Module):
+class EfficientChannelAttn(AttentionBlock):
     """ECA block for 1-D/2-D/3-D maps.
 
     Args:
@@ -40,6 +41,9 @@ class EfficientChannelAttn(nn.Module):
     The channel conv is the submodule ``conv`` (``Conv1d(1, 1, k, bias=False)``, the released checkpoints' key);
     the gate is the submodule ``gate``, whose output is the ``(N, C)`` excitation.
     """
+
+    fused_tail = True
+    linear_squeeze = True  # type: ignore[assignment]  # always the plain mean
 
     def __init__(
         self,
@@ -64,14 +68,15 @@ class EfficientChannelAttn(nn.Module):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        return self._excite(spatial_mean(x))
+        return self.excite(spatial_mean(x))
 
-    def _excite(self, z: torch.Tensor) -> torch.Tensor:
+    def excite(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate from the pooled ``(N, C)`` vector."""
         return self.gate(self.conv(z.unsqueeze(1)).squeeze(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # One autograd node with a cheap backward in training, a fast squeeze in inference (senet.layers.fused).
-        return squeeze_excite(x, self._excite, tuple(self.parameters()))
+        return squeeze_excite(x, self.excite, tuple(self.parameters()))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"

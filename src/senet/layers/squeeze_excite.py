@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import AttentionBlock
 from .fused import gate_mul, spatial_mean, squeeze_excite
 from .helpers import (
     SQUEEZES,
@@ -41,7 +42,7 @@ def _check_squeeze(squeeze: str) -> str:
     return squeeze
 
 
-class SqueezeExcite(nn.Module):
+class SqueezeExcite(AttentionBlock):
     """Squeeze-and-Excitation block for ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` inputs.
 
     Args:
@@ -58,6 +59,8 @@ class SqueezeExcite(nn.Module):
 
     The gate is the named submodule ``gate``: a forward hook on it sees the excitation ``s`` with shape ``(N, C)``.
     """
+
+    fused_tail = True
 
     def __init__(
         self,
@@ -84,22 +87,28 @@ class SqueezeExcite(nn.Module):
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate ``s`` of shape ``(N, C)`` (eq. 3)."""
         z = spatial_mean(x) if self.squeeze == "avg" else global_pool(x, self.squeeze)
-        return self._excite(z)
+        return self.excite(z)
 
-    def _excite(self, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def linear_squeeze(self) -> bool:
+        """Only the paper's average squeeze commutes with a preceding 1x1 conv."""
+        return self.squeeze == "avg"
+
+    def excite(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate from the pooled ``(N, C)`` vector."""
         return self.gate(self.fc2(self.act(self.fc1(z))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.squeeze == "avg":
             # One autograd node with a cheap backward in training, a fast squeeze in inference (senet.layers.fused).
-            return squeeze_excite(x, self._excite, tuple(self.parameters()))
+            return squeeze_excite(x, self.excite, tuple(self.parameters()))
         return gate_mul(x, expand_gate(self.excitation(x), x))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, rd_channels={self.rd_channels}, squeeze={self.squeeze!r}"
 
 
-class NoSqueeze(nn.Module):
+class NoSqueeze(AttentionBlock):
     """The paper's NoSqueeze ablation (Table 16): the excitation FCs as 1x1 convolutions on the full map.
 
     There is no global pooling, so the gate is per position: ``s`` has the input's full shape. Same knobs as
@@ -146,7 +155,7 @@ class NoSqueeze(nn.Module):
         return f"channels={self.channels}, rd_channels={self.rd_channels}"
 
 
-class EffectiveSE(nn.Module):
+class EffectiveSE(AttentionBlock):
     """Effective Squeeze-Excitation (VoVNetV2): one C -> C FC, no reduction, hard-sigmoid gate.
 
     Args:
@@ -154,6 +163,8 @@ class EffectiveSE(nn.Module):
         add_maxpool: squeeze with ``avg + max`` instead of ``avg`` (timm's option).
         gate_layer: the gate (default ``"hard_sigmoid"`` as the paper).
     """
+
+    fused_tail = True
 
     def __init__(self, channels: int, add_maxpool: bool = False, gate_layer: LayerType = "hard_sigmoid") -> None:
         super().__init__()
@@ -167,14 +178,20 @@ class EffectiveSE(nn.Module):
         z = spatial_mean(x)
         if self.add_maxpool:
             z = z + global_pool(x, "max")
-        return self._excite(z)
+        return self.excite(z)
 
-    def _excite(self, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def linear_squeeze(self) -> bool:
+        """The ``avg + max`` squeeze does not commute with a preceding conv; the plain mean does."""
+        return not self.add_maxpool
+
+    def excite(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate from the pooled ``(N, C)`` vector."""
         return self.gate(self.fc(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.add_maxpool:
-            return squeeze_excite(x, self._excite, tuple(self.parameters()))
+            return squeeze_excite(x, self.excite, tuple(self.parameters()))
         return gate_mul(x, expand_gate(self.excitation(x), x))
 
     def extra_repr(self) -> str:
