@@ -1,9 +1,9 @@
 """Record the excitation (gate output) of attention blocks with removable forward hooks.
 
-The hooks sit on each block's gate submodule (``block.gate``, or ``block.channel.gate`` for CBAM-style blocks),
-detach its output, move it to the CPU as float32 and keep it only until :meth:`Recorder.update` folds the batch into
-bounded per-class statistics (:class:`~senet.analysis.stats.ClassStats`). The model's outputs are untouched: the
-hooks return ``None``.
+The hooks sit on each block's gate submodule (``block.gate_module()``: ``block.gate``, or ``block.channel.gate`` for
+CBAM), detach its output, move it to the CPU as float32 and keep it only until :meth:`Recorder.update` folds the
+batch into bounded per-class statistics (:class:`~senet.analysis.stats.ClassStats`). The model's outputs are
+untouched: the hooks return ``None``.
 
 Gates with spatial extent (NoSqueeze's per-position gate) are averaged over their spatial dims, so every block
 yields one ``(N, C)`` vector per image.
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from senet.layers.base import attn_gate, iter_attention
+
 from .stats import ClassStats, ExcitationStats
 
 __all__ = ["Recorder", "attention_blocks", "gate_module", "default_blocks", "parse_block_name"]
@@ -30,31 +32,17 @@ def attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The attention blocks of ``model`` in forward order, as ``(name, module)``.
 
     Uses ``model.attention_modules()`` (paper-style names such as ``SE_4_6``) when the model has it; otherwise the
-    outermost submodules that have an ``excitation`` method (or a ``channel`` part with one, as CBAM), named by their
-    module path.
+    blocks :func:`senet.layers.iter_attention` finds, named by their module path.
     """
     if hasattr(model, "attention_modules"):
         # Blocks replaced by identity (senet prune-attention) are no longer attention.
         return [(str(n), m) for n, m in model.attention_modules() if not isinstance(m, nn.Identity)]
-    found: list[tuple[str, nn.Module]] = []
-    for name, m in model.named_modules():
-        is_attn = callable(getattr(m, "excitation", None)) or callable(
-            getattr(getattr(m, "channel", None), "excitation", None)
-        )  # CBAM-style blocks hold their channel gate in ``channel``
-        if is_attn and not any(name.startswith(p + ".") for p, _ in found):
-            found.append((name, m))
-    return found
+    return [(site.name, site.module) for site in iter_attention(model)]
 
 
 def gate_module(block: nn.Module) -> nn.Module:
-    """The submodule whose output is the channel excitation of ``block``."""
-    channel = getattr(block, "channel", None)
-    if isinstance(channel, nn.Module) and isinstance(getattr(channel, "gate", None), nn.Module):
-        return channel.gate
-    gate = getattr(block, "gate", None)
-    if isinstance(gate, nn.Module):
-        return gate
-    raise ValueError(f"{type(block).__name__} has no 'gate' submodule to record")
+    """The submodule whose output is the channel excitation of ``block`` (:func:`senet.layers.attn_gate`)."""
+    return attn_gate(block)
 
 
 def parse_block_name(name: str) -> tuple[int, int] | None:

@@ -7,12 +7,14 @@ FX is used to *find* the patterns (a conv whose only consumer is a BN; an attent
 into its children, which are tried in turn.
 
 * :func:`fold_bn` rewrites each matched conv's weight and bias in place and puts an ``nn.Identity`` where the BN was,
-  so the model keeps its class, its methods and (minus the BN buffers) its state_dict keys. Also folds the BN of
-  CBAM's spatial attention.
+  so the model keeps its class, its methods and (minus the BN buffers) its state_dict keys. Also folds the conv-BN
+  pairs attention blocks declare (``conv_bn_pairs()``: CBAM's spatial attention).
 * :func:`fuse_attn_tails` replaces each residual block that ends in ``relu(attn(x) + shortcut)`` by an
   ``fx.GraphModule`` of that block in which the tail is one :func:`senet.layers.fused.scale_add_relu` call
   (``relu(x * gate + shortcut)`` in one pass). The block's sub-modules keep their names. Gradients stay exact, so
-  the fused model can also be trained.
+  the fused model can also be trained. Which attention blocks qualify is the block's own declaration
+  (``fused_tail``, ``split_gate``, ``linear_squeeze``: the contract in :mod:`senet.layers.base`); the others are
+  left as they are.
 * :func:`optimize_for_inference` = eval mode + both + optional channels_last.
 """
 
@@ -25,10 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from senet.layers.cbam import CBAM, ChannelAttn, SpatialAttn
-from senet.layers.eca import EfficientChannelAttn
+from senet.layers.base import AttentionBlock, is_attention
 from senet.layers.fused import add_relu, scale_add_relu, spatial_mean, use_fast_path
-from senet.layers.squeeze_excite import EffectiveSE, SqueezeExcite
 from senet.models._mbconv import Conv2dSame
 
 __all__ = [
@@ -43,21 +43,20 @@ __all__ = [
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-# Blocks whose forward is exactly ``x * excitation(x)`` (a channel gate), plus CBAM (channel then spatial gate).
-_GATED = (SqueezeExcite, EfficientChannelAttn, EffectiveSE, ChannelAttn, CBAM)
+
+
+def _fusable(m: nn.Module) -> bool:
+    """An attention block that declares ``forward(x) == y * gate`` (``split_gate``), so its tail may be fused."""
+    return isinstance(m, AttentionBlock) and m.fused_tail
 
 
 class _LeafTracer(fx.Tracer):
-    """Keeps attention blocks (CBAM, anything with an ``excitation`` method) opaque, like torch.nn layers."""
+    """Keeps attention blocks (:func:`senet.layers.is_attention`) opaque, like torch.nn layers."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         # Conv2dSame pads then convolves: a conv as far as BatchNorm folding goes (its padding is data-dependent
         # Python, which FX cannot trace into).
-        return _is_attn(m) or isinstance(m, Conv2dSame) or super().is_leaf_module(m, qualname)
-
-
-def _is_attn(m: nn.Module) -> bool:
-    return isinstance(m, CBAM) or hasattr(m, "excitation")
+        return is_attention(m) or isinstance(m, Conv2dSame) or super().is_leaf_module(m, qualname)
 
 
 def _trace(module: nn.Module) -> fx.Graph | None:
@@ -74,7 +73,7 @@ def _traced_regions(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.M
         return [(prefix, module, graph)]
     out = []
     for name, child in module.named_children():
-        if not _is_attn(child):
+        if not is_attention(child):
             out += _traced_regions(child, f"{prefix}{name}.")
     return out
 
@@ -129,9 +128,10 @@ def fold_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
                 _set_submodule(model, prefix + user.target, nn.Identity())
                 folded += 1
     for m in list(model.modules()):
-        if isinstance(m, SpatialAttn) and isinstance(m.bn, _BNS):
-            fold_conv_bn(m.conv, m.bn)
-            m.bn = nn.Identity()
+        # Attention blocks are FX leaves; the conv -> BN pairs inside them are the ones they declare.
+        for conv_name, bn_name in m.conv_bn_pairs() if isinstance(m, AttentionBlock) else ():
+            fold_conv_bn(getattr(m, conv_name), getattr(m, bn_name))
+            setattr(m, bn_name, nn.Identity())
             folded += 1
     model._senet_folded_bn = folded  # for reports; plain attribute, not in the state_dict
     return model
@@ -142,10 +142,9 @@ def attn_tail(attn: nn.Module, x: torch.Tensor, shortcut: torch.Tensor, overwrit
 
     ``overwrite_x``: ``x`` is a temporary nobody else reads (a conv output), so in inference the result may reuse it.
     """
-    if isinstance(attn, CBAM):
-        y = attn.channel(x)
-        return scale_add_relu(y, attn.spatial.excitation(y), shortcut, overwrite_x=True)
-    return scale_add_relu(x, attn.excitation(x), shortcut, overwrite_x=overwrite_x)
+    y, gate = attn.split_gate(x)
+    # A ``y`` other than ``x`` is the block's own fresh temporary (CBAM's channel-gated map): free to overwrite.
+    return scale_add_relu(y, gate, shortcut, overwrite_x=overwrite_x or y is not x)
 
 
 def attn_tail_squeeze_first(attn: nn.Module, conv: nn.Module, h: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
@@ -162,16 +161,12 @@ def attn_tail_squeeze_first(attn: nn.Module, conv: nn.Module, h: torch.Tensor, s
         z = F.linear(spatial_mean(h), conv.weight.flatten(1), conv.bias)
     else:
         z = spatial_mean(x)
-    return scale_add_relu(x, attn._excite(z), shortcut, overwrite_x=True)
+    return scale_add_relu(x, attn.excite(z), shortcut, overwrite_x=True)
 
 
 def _squeezable(attn: nn.Module) -> bool:
-    """Attention whose gate is ``_excite(mean(x))``: a linear squeeze that commutes with a 1x1 conv."""
-    if isinstance(attn, SqueezeExcite):
-        return attn.squeeze == "avg"
-    if isinstance(attn, EffectiveSE):
-        return not attn.add_maxpool
-    return isinstance(attn, EfficientChannelAttn)
+    """Attention whose gate is ``excite(mean(x))``: a linear squeeze that commutes with a 1x1 conv."""
+    return isinstance(attn, AttentionBlock) and attn.linear_squeeze
 
 
 def _pointwise_conv_input(node: fx.Node, module: nn.Module) -> tuple[list[fx.Node], fx.Node] | None:
@@ -221,7 +216,7 @@ def _is_relu(node: fx.Node, root: nn.Module) -> bool:
 def _fuse_graph(module: nn.Module, graph: fx.Graph, squeeze_first: bool = True) -> int:
     count = 0
     for node in list(graph.nodes):
-        if node.op != "call_module" or not isinstance(module.get_submodule(node.target), _GATED):
+        if node.op != "call_module" or not _fusable(module.get_submodule(node.target)):
             continue
         if len(node.users) != 1 or len(node.args) != 1 or node.kwargs:
             continue
@@ -323,8 +318,9 @@ def fuse_plain_tails(model: nn.Module, inplace: bool = False) -> nn.Module:
 def fuse_attn_tails(model: nn.Module, inplace: bool = False, squeeze_first: bool = True) -> nn.Module:
     """Replace each ``relu(attn(x) + shortcut)`` block tail by one :func:`~senet.layers.fused.scale_add_relu`.
 
-    Applies to blocks whose attention is SE / ECA / eSE / CBAM's channel attention / CBAM (other kinds and other
-    positions are left alone). The rewritten blocks become ``fx.GraphModule`` s with the same sub-module names.
+    Applies to blocks whose attention declares ``fused_tail`` (SE, ECA, eSE, CBAM and CBAM's channel attention
+    among senet's; other kinds and other positions are left alone). The rewritten blocks become
+    ``fx.GraphModule`` s with the same sub-module names.
     Works in training too (exact gradients through :class:`~senet.layers.fused.ScaleAddReLU`).
 
     With ``squeeze_first`` (default), when the attention's input is a 1x1 stride-1 conv (a bottleneck's conv3 with
@@ -335,9 +331,7 @@ def fuse_attn_tails(model: nn.Module, inplace: bool = False, squeeze_first: bool
         model = copy.deepcopy(model)
     fused = 0
     todo = [
-        (name, m)
-        for name, m in model.named_modules()
-        if any(isinstance(c, _GATED) for c in m.children()) and not isinstance(m, _GATED)
+        (name, m) for name, m in model.named_modules() if any(_fusable(c) for c in m.children()) and not _fusable(m)
     ]
     for name, m in todo:
         graph = _trace(m)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.layers.base import iter_attention
 
 __all__ = ["calibration_batch", "gate_modules", "quantize_onnx", "quantize_pt2e", "QuantizeResult"]
 
@@ -53,15 +54,8 @@ class QuantizeResult:
 
 
 def gate_modules(model: nn.Module) -> list[str]:
-    """Qualified names of the attention blocks (anything with an ``excitation`` method, and CBAM)."""
-    from senet.layers.cbam import CBAM
-
-    names = []
-    for name, m in model.named_modules():
-        if name and (isinstance(m, CBAM) or hasattr(m, "excitation")):
-            if not any(name.startswith(p + ".") for p in names):
-                names.append(name)
-    return names
+    """Qualified names of the attention blocks (:func:`senet.layers.iter_attention`), the parts kept in fp32."""
+    return [site.name for site in iter_attention(model) if site.name]
 
 
 def calibration_batch(

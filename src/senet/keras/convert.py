@@ -8,6 +8,7 @@ other framework's layout: ``(N, C, *S)`` in torch, ``(N, *S, C)`` for a channels
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -79,6 +80,114 @@ def _input_shape(channels: int, dims: int, data_format: str) -> tuple:
     return (None, *spatial, channels) if data_format == "channels_last" else (None, channels, *spatial)
 
 
+def _se_to_keras(block: tl.SqueezeExcite, dims: int, channels: int | None, kw: dict[str, Any]) -> kl.SqueezeExcite:
+    layer = kl.SqueezeExcite(
+        rd_channels=block.rd_channels,
+        bias=block.fc1.bias is not None,
+        act_layer=_act_name(block.act, "act_layer"),
+        gate_layer=_act_name(block.gate, "gate_layer"),
+        squeeze=block.squeeze,
+        **kw,
+    )
+    layer.build(_input_shape(block.channels, dims, layer.data_format))
+    _set_dense(layer.fc1, block.fc1)
+    _set_dense(layer.fc2, block.fc2)
+    return layer
+
+
+def _eca_to_keras(block: tl.EfficientChannelAttn, dims: int, channels: int | None, kw: dict[str, Any]) -> kl.ECA:
+    c = block.channels or channels
+    if c is None:
+        raise SenetError("from_torch: this ECA block was built without channels; pass channels=C")
+    layer = kl.ECA(kernel_size=block.kernel_size, gate_layer=_act_name(block.gate, "gate_layer"), **kw)
+    layer.build(_input_shape(c, dims, layer.data_format))
+    _assign(layer.conv.kernel, _conv_kernel_to_keras(block.conv.weight))
+    return layer
+
+
+def _cbam_to_keras(block: tl.CBAM, dims: int, channels: int | None, kw: dict[str, Any]) -> kl.CBAM:
+    ch, sp = block.channel, block.spatial
+    gate = _act_name(ch.gate, "gate_layer")
+    if _act_name(sp.gate, "gate_layer") != gate:
+        raise SenetError("from_torch: CBAM's channel and spatial gates differ; senet.keras.CBAM uses one gate_layer")
+    norm = isinstance(sp.bn, nn.modules.batchnorm._BatchNorm)
+    if norm and sp.bn.eps != 1e-5:
+        raise SenetError(f"from_torch: CBAM spatial BatchNorm eps={sp.bn.eps:g}; senet.keras uses 1e-5")
+    layer = kl.CBAM(
+        rd_channels=ch.rd_channels,
+        mlp_bias=ch.fc1.bias is not None,
+        act_layer=_act_name(ch.act, "act_layer"),
+        gate_layer=gate,
+        spatial_kernel_size=sp.conv.kernel_size[0],
+        spatial_norm=norm,
+        **kw,
+    )
+    layer.build(_input_shape(ch.channels, dims, layer.data_format))
+    _set_dense(layer.fc1, ch.fc1)
+    _set_dense(layer.fc2, ch.fc2)
+    _assign(layer.spatial_conv.kernel, _conv_kernel_to_keras(sp.conv.weight))
+    if sp.conv.bias is not None:
+        _assign(layer.spatial_conv.bias, _np(sp.conv.bias))
+    if norm:
+        bn = layer.spatial_bn
+        _assign(bn.gamma, _np(sp.bn.weight))
+        _assign(bn.beta, _np(sp.bn.bias))
+        _assign(bn.moving_mean, _np(sp.bn.running_mean))
+        _assign(bn.moving_variance, _np(sp.bn.running_var))
+    return layer
+
+
+def _ese_to_keras(block: tl.EffectiveSE, dims: int, channels: int | None, kw: dict[str, Any]) -> kl.EffectiveSE:
+    layer = kl.EffectiveSE(add_maxpool=block.add_maxpool, gate_layer=_act_name(block.gate, "gate_layer"), **kw)
+    layer.build(_input_shape(block.channels, dims, layer.data_format))
+    _set_dense(layer.fc, block.fc)
+    return layer
+
+
+def _scse_to_keras(block: tl.SCSE, dims: int, channels: int | None, kw: dict[str, Any]) -> kl.SCSE:
+    cse = block.cse
+    layer = kl.SCSE(
+        rd_channels=cse.rd_channels,
+        act_layer=_act_name(cse.act, "act_layer"),
+        gate_layer=_act_name(cse.gate, "gate_layer"),
+        combine=block.combine,
+        **kw,
+    )
+    if _act_name(block.sse_gate, "gate_layer") != layer.gate_layer:
+        raise SenetError("from_torch: scSE's two gates differ; senet.keras.SCSE uses one gate_layer")
+    if cse.fc1.bias is None or cse.squeeze != "avg":
+        raise SenetError("from_torch: scSE's cSE branch must have biases and squeeze='avg' (senet.layers' form)")
+    layer.build(_input_shape(cse.channels, dims, layer.data_format))
+    _set_dense(layer.cse.fc1, cse.fc1)
+    _set_dense(layer.cse.fc2, cse.fc2)
+    _set_dense(layer.sse, block.sse)
+    return layer
+
+
+# Attention kind (senet.layers' factory name) -> its Keras converter. A kind missing here has no Keras layer yet;
+# from_torch says so and names the kinds that do.
+_TO_KERAS: dict[str, Callable[..., kl._ChannelAttnLayer]] = {
+    "se": _se_to_keras,
+    "eca": _eca_to_keras,
+    "cbam": _cbam_to_keras,
+    "ese": _ese_to_keras,
+    "scse": _scse_to_keras,
+}
+
+
+def _keras_converter(block: nn.Module) -> Callable[..., kl._ChannelAttnLayer]:
+    """The converter for ``block``'s kind; a wrapper reporting a kind it does not implement (retrofit) has none."""
+    kind = tl.attn_kind(block)
+    convert = _TO_KERAS.get(kind) if kind is not None else None
+    ctor = tl.get_attn(kind) if convert is not None else None
+    if convert is None or not isinstance(block, getattr(ctor, "func", ctor)):
+        raise SenetError(
+            f"from_torch: cannot convert {type(block).__name__}; supported attention kinds: {', '.join(_TO_KERAS)} "
+            f"(senet.layers blocks)"
+        )
+    return convert
+
+
 def from_torch(
     block: nn.Module,
     *,
@@ -102,7 +211,7 @@ def from_torch(
     Raises:
         SenetError: an unsupported block type or activation, or inconsistent ``dims``/``channels``.
     """
-    kw = {"data_format": data_format, "dtype": dtype}
+    convert = _keras_converter(block)
     if isinstance(block, tl.CBAM):
         if dims is not None and dims != block.spatial.dims:
             raise SenetError(f"from_torch: the CBAM block is built for dims={block.spatial.dims}, got dims={dims}")
@@ -110,84 +219,7 @@ def from_torch(
     dims = 2 if dims is None else dims
     if dims not in (1, 2, 3):
         raise SenetError(f"from_torch: dims must be 1, 2 or 3, got {dims!r}")
-
-    if isinstance(block, tl.SqueezeExcite):
-        layer = kl.SqueezeExcite(
-            rd_channels=block.rd_channels,
-            bias=block.fc1.bias is not None,
-            act_layer=_act_name(block.act, "act_layer"),
-            gate_layer=_act_name(block.gate, "gate_layer"),
-            squeeze=block.squeeze,
-            **kw,
-        )
-        layer.build(_input_shape(block.channels, dims, layer.data_format))
-        _set_dense(layer.fc1, block.fc1)
-        _set_dense(layer.fc2, block.fc2)
-    elif isinstance(block, tl.EfficientChannelAttn):
-        c = block.channels or channels
-        if c is None:
-            raise SenetError("from_torch: this ECA block was built without channels; pass channels=C")
-        layer = kl.ECA(kernel_size=block.kernel_size, gate_layer=_act_name(block.gate, "gate_layer"), **kw)
-        layer.build(_input_shape(c, dims, layer.data_format))
-        _assign(layer.conv.kernel, _conv_kernel_to_keras(block.conv.weight))
-    elif isinstance(block, tl.CBAM):
-        ch, sp = block.channel, block.spatial
-        gate = _act_name(ch.gate, "gate_layer")
-        if _act_name(sp.gate, "gate_layer") != gate:
-            raise SenetError(
-                "from_torch: CBAM's channel and spatial gates differ; senet.keras.CBAM uses one gate_layer"
-            )
-        norm = isinstance(sp.bn, nn.modules.batchnorm._BatchNorm)
-        if norm and sp.bn.eps != 1e-5:
-            raise SenetError(f"from_torch: CBAM spatial BatchNorm eps={sp.bn.eps:g}; senet.keras uses 1e-5")
-        layer = kl.CBAM(
-            rd_channels=ch.rd_channels,
-            mlp_bias=ch.fc1.bias is not None,
-            act_layer=_act_name(ch.act, "act_layer"),
-            gate_layer=gate,
-            spatial_kernel_size=sp.conv.kernel_size[0],
-            spatial_norm=norm,
-            **kw,
-        )
-        layer.build(_input_shape(ch.channels, dims, layer.data_format))
-        _set_dense(layer.fc1, ch.fc1)
-        _set_dense(layer.fc2, ch.fc2)
-        _assign(layer.spatial_conv.kernel, _conv_kernel_to_keras(sp.conv.weight))
-        if sp.conv.bias is not None:
-            _assign(layer.spatial_conv.bias, _np(sp.conv.bias))
-        if norm:
-            bn = layer.spatial_bn
-            _assign(bn.gamma, _np(sp.bn.weight))
-            _assign(bn.beta, _np(sp.bn.bias))
-            _assign(bn.moving_mean, _np(sp.bn.running_mean))
-            _assign(bn.moving_variance, _np(sp.bn.running_var))
-    elif isinstance(block, tl.EffectiveSE):
-        layer = kl.EffectiveSE(add_maxpool=block.add_maxpool, gate_layer=_act_name(block.gate, "gate_layer"), **kw)
-        layer.build(_input_shape(block.channels, dims, layer.data_format))
-        _set_dense(layer.fc, block.fc)
-    elif isinstance(block, tl.SCSE):
-        cse = block.cse
-        layer = kl.SCSE(
-            rd_channels=cse.rd_channels,
-            act_layer=_act_name(cse.act, "act_layer"),
-            gate_layer=_act_name(cse.gate, "gate_layer"),
-            combine=block.combine,
-            **kw,
-        )
-        if _act_name(block.sse_gate, "gate_layer") != layer.gate_layer:
-            raise SenetError("from_torch: scSE's two gates differ; senet.keras.SCSE uses one gate_layer")
-        if cse.fc1.bias is None or cse.squeeze != "avg":
-            raise SenetError("from_torch: scSE's cSE branch must have biases and squeeze='avg' (senet.layers' form)")
-        layer.build(_input_shape(cse.channels, dims, layer.data_format))
-        _set_dense(layer.cse.fc1, cse.fc1)
-        _set_dense(layer.cse.fc2, cse.fc2)
-        _set_dense(layer.sse, block.sse)
-    else:
-        raise SenetError(
-            f"from_torch: cannot convert {type(block).__name__}; supported: SqueezeExcite, EfficientChannelAttn, "
-            f"CBAM, EffectiveSE, SCSE from senet.layers"
-        )
-    return layer
+    return convert(block, dims, channels, {"data_format": data_format, "dtype": dtype})
 
 
 def _t(var) -> torch.Tensor:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from senet.layers.base import AttentionBlock, attn_gate, attn_kind
+
 # RetrofitBasicBlock / RetrofitBottleneck are built on first access (module __getattr__ below).
 __all__ = ["IdentityInitAttn", "POSITIONS", "unwrap"]
 
@@ -26,7 +28,7 @@ __all__ = ["IdentityInitAttn", "POSITIONS", "unwrap"]
 POSITIONS = ("standard", "pre", "post", "identity", "inner")
 
 
-class IdentityInitAttn(nn.Module):
+class IdentityInitAttn(AttentionBlock):
     """``y = base(x) + gamma * (attn(x) - base(x))``, ``gamma`` a learnable scalar initialised to 0.
 
     Args:
@@ -34,8 +36,9 @@ class IdentityInitAttn(nn.Module):
         base: what the site computed before (``None`` = identity, i.e. an inserted block; an existing SE module
             when swapping). It is kept and trained along; at ``gamma = 1`` the site computes ``attn(x)`` alone.
 
-    ``gate`` and ``excitation`` forward to the wrapped block, so gate hooks and analysis code keep working (they see
-    the block's own gate, before the blend).
+    ``gate``, ``excitation`` and ``kind`` forward to the wrapped block, so gate hooks, analysis code and the ledger
+    keep working (they see the block's own gate, before the blend). The blend is not a plain gate: the fused
+    inference path leaves the wrapper alone.
     """
 
     def __init__(self, attn: nn.Module, base: nn.Module | None = None) -> None:
@@ -47,6 +50,13 @@ class IdentityInitAttn(nn.Module):
     @property
     def gate(self) -> nn.Module:
         return self.attn.gate
+
+    @property
+    def kind(self) -> str | None:
+        return attn_kind(self.attn)
+
+    def gate_module(self) -> nn.Module:
+        return attn_gate(self.attn)
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The wrapped block's excitation (its own gate, not the blended one)."""

@@ -115,22 +115,11 @@ def model_attention(model: Any) -> str:
     """The attention kinds an ``nn.Module`` holds, as the ledger's ``kind`` (``se``, ``eca+se``, or ``none``).
 
     Read from the built network rather than its name: ``mobilenet_v3_small`` has SE by default, and a grid's cells
-    change the kind through ``model_kwargs``. A retrofit swap wrapper counts as its new block only.
+    change the kind through ``model_kwargs``. A retrofit swap wrapper counts as its new block only (its ``kind``).
     """
-    from senet.layers import attn_kind
-    from senet.retrofit import IdentityInitAttn
+    from senet.layers import iter_attention  # torch: the ledger itself is read without it
 
-    kinds: set[str] = set()
-    skip: list[str] = []
-    for name, module in model.named_modules():
-        if any(name == p or name.startswith(p + ".") for p in skip):
-            continue
-        kind = attn_kind(module)
-        if kind is not None:
-            kinds.add(kind)
-            skip.append(name)  # its insides (CBAM's channel half) are part of it
-        elif isinstance(module, IdentityInitAttn):
-            skip.append(f"{name}.base")  # a swap's old block (what the site computed before) is not this run's kind
+    kinds = {site.kind for site in iter_attention(model) if site.kind is not None}
     return "+".join(sorted(kinds)) or "none"
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.layers.base import iter_attention
 
 from .io import Checkpoint, fetch_url, is_url, read_checkpoint, save_safetensors
 from .layouts import Arch, Detection, detect_layout, get_layout, infer_arch, strip_prefixes
@@ -271,33 +272,10 @@ def _arch_fits(arch: Arch, shapes: Mapping[str, tuple[int, ...]]) -> bool:
 # Loading canonical tensors into a model, with the exact adaptations
 # ---------------------------------------------------------------------------------------------------------------
 
-_ATTN_TYPES: tuple[type, ...] = ()
-
-
-def _attn_types() -> tuple[type, ...]:
-    global _ATTN_TYPES
-    if not _ATTN_TYPES:
-        from senet import layers
-
-        _ATTN_TYPES = tuple(
-            getattr(layers, n)
-            for n in (
-                "SqueezeExcite",
-                "EfficientChannelAttn",
-                "CBAM",
-                "ChannelAttn",
-                "SpatialAttn",
-                "SCSE",
-                "EffectiveSE",
-                "NoSqueeze",
-            )
-            if hasattr(layers, n)
-        )
-    return _ATTN_TYPES
-
 
 def _attn_prefixes(model: nn.Module) -> list[str]:
-    return [name + "." for name, m in model.named_modules() if name and isinstance(m, _attn_types())]
+    """``name.`` of every attention block, nested ones too (an ECA inside a retrofit wrapper is rebuilt on its own)."""
+    return [site.name + "." for site in iter_attention(model, nested=True) if site.name]
 
 
 def _is_attn_key(key: str, prefixes: list[str]) -> bool:
