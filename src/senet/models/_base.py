@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from senet.errors import SenetError
 
-__all__ = ["ClassifierModel", "attn_name", "merge_kwargs", "check_positive_classes", "init_conv_bn"]
+__all__ = ["ClassifierModel", "attn_name", "check_positive_classes", "init_conv_bn"]
 
 
 def attn_name(stage: int, block: int) -> str:
@@ -32,11 +31,6 @@ def init_conv_bn(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def merge_kwargs(defaults: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``defaults`` updated with ``given`` (either may be ``None``)."""
-    return {**(defaults or {}), **(given or {})}
 
 
 def check_positive_classes(num_classes: int) -> int:

@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.ops import StochasticDepth
 
 from senet.errors import SenetError
-from senet.layers import create_attn, get_attn
+from senet.layers import SqueezeExcite, create_attn, get_attn, merge_attn_kwargs
 from senet.layers.helpers import create_act, make_divisible
 
 from ._base import ClassifierModel, attn_name, check_positive_classes, init_conv_bn
@@ -71,8 +71,6 @@ def _conv(in_chs: int, out_chs: int, kernel: int, stride: int = 1, groups: int =
 
 def is_se_kind(kind: Any) -> bool:
     """Whether ``kind`` builds senet's ``SqueezeExcite`` (``"se"``, ``"se_hs"``, the class or a partial of it)."""
-    from senet.layers import SqueezeExcite
-
     try:
         ctor = get_attn(kind)
     except ValueError:
@@ -178,14 +176,15 @@ class MBConvNet(ClassifierModel):
         self.act1 = create_act(stem_act)
         #: ``BlockCfg -> dict``: the paper's SE knobs at a block (also used by senet.retrofit).
         self.attn_defaults = attn_defaults
-        se = is_se_kind(attn_layer)
         total = sum(len(s) for s in stages)
         idx = 0
         blocks: list[nn.Module] = []
         for stage in stages:
             row = []
             for cfg in stage:
-                kw = {**(attn_defaults(cfg) if se and attn_defaults else {}), **dict(attn_kwargs or {})}
+                # The paper's SE form at this block, for SqueezeExcite kinds only (another kind keeps its own).
+                se_form = attn_defaults(cfg) if attn_defaults else None
+                kw = merge_attn_kwargs(attn_layer, attn_kwargs, se_form, tuned_for=SqueezeExcite)
                 row.append(InvertedResidual(cfg, attn_layer, kw, drop_path_rate * idx / total, pad_type, bn_eps))
                 idx += 1
             blocks.append(nn.Sequential(*row))

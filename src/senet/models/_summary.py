@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from senet.bench.flops import _ELEMENTWISE
 from senet.errors import SenetError
+from senet.layers import iter_attention
 
 __all__ = ["LayerRow", "ModelSummary", "summary", "attention_module_names"]
 
@@ -83,15 +84,11 @@ class ModelSummary:
 
 
 def attention_module_names(model: nn.Module) -> dict[str, str]:
-    """``{module path: paper-style name}`` of the attention blocks (outermost modules with ``excitation``)."""
+    """``{module path: paper-style name}`` of the attention blocks (the model's own names, else module paths)."""
     paths = {id(m): n for n, m in model.named_modules()}
     if hasattr(model, "attention_modules"):
         return {paths[id(m)]: str(name) for name, m in model.attention_modules() if id(m) in paths}
-    found: dict[str, str] = {}
-    for name, m in model.named_modules():
-        if callable(getattr(m, "excitation", None)) and not any(name.startswith(p + ".") for p in found):
-            found[name] = name
-    return found
+    return {site.name: site.name for site in iter_attention(model)}
 
 
 def summary(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from senet.layers import attn_knobs
+from senet.layers import merge_attn_kwargs
 
 from ._registry import register_model
 from .resnet import ResNet
@@ -45,10 +45,7 @@ def _create_cifar(kwargs: dict[str, Any], **defaults: Any) -> ResNet:
     """Entry defaults updated with the user's ``kwargs``; applies :data:`CIFAR_RD_MIN` to kinds that take it."""
     default_attn = defaults.pop("attn_layer", None)
     attn_layer = kwargs.pop("attn_layer", default_attn)
-    attn_kwargs = dict(kwargs.pop("attn_kwargs", None) or {})
-    knobs = attn_knobs(attn_layer) if attn_layer is not None else {}
-    if knobs and "rd_min" in knobs and "rd_channels" not in attn_kwargs:
-        attn_kwargs.setdefault("rd_min", CIFAR_RD_MIN)
+    attn_kwargs = merge_attn_kwargs(attn_layer, kwargs.pop("attn_kwargs", None), {"rd_min": CIFAR_RD_MIN})
     return ResNet(**{**_CIFAR, **defaults, **kwargs}, attn_layer=attn_layer, attn_kwargs=attn_kwargs)
 
 

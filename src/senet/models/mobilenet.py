@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
-from senet.layers import create_attn
+from senet.layers import create_attn, merge_attn_kwargs
 
 from ._base import ClassifierModel, attn_name, check_positive_classes, init_conv_bn
 from ._registry import register_model
@@ -177,9 +177,8 @@ class MobileNetV2(ClassifierModel):
 
 
 def _create(kwargs: dict[str, Any], attn_layer: str | None = None, **attn_defaults: Any) -> MobileNetV2:
-    if "attn_layer" in kwargs and kwargs["attn_layer"] != attn_layer:
-        attn_defaults = {}
-    attn_kwargs = {**attn_defaults, **(kwargs.pop("attn_kwargs", None) or {})}
+    kind = kwargs.get("attn_layer", attn_layer)
+    attn_kwargs = merge_attn_kwargs(kind, kwargs.pop("attn_kwargs", None), attn_defaults, tuned_for=attn_layer)
     return MobileNetV2(**{"attn_layer": attn_layer, **kwargs}, attn_kwargs=attn_kwargs)
 
 

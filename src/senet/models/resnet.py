@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
-from senet.layers import create_attn, get_attn
+from senet.layers import create_attn, get_attn, merge_attn_kwargs
 
 from ._base import ClassifierModel, attn_name, check_positive_classes
 from ._registry import register_model
@@ -533,10 +533,13 @@ def _create_resnet(kwargs: dict[str, Any], **defaults: Any) -> ResNet:
 
     When the user picks another attention kind, the entrypoint's ``attn_kwargs`` (tuned for its own kind) are dropped.
     """
-    default_attn_kwargs = defaults.pop("attn_kwargs", None)
-    if "attn_layer" in kwargs and kwargs["attn_layer"] != defaults.get("attn_layer"):
-        default_attn_kwargs = None
-    attn_kwargs = {**(default_attn_kwargs or {}), **(kwargs.pop("attn_kwargs", None) or {})}
+    own_kind = defaults.get("attn_layer")
+    attn_kwargs = merge_attn_kwargs(
+        kwargs.get("attn_layer", own_kind),
+        kwargs.pop("attn_kwargs", None),
+        defaults.pop("attn_kwargs", None),
+        tuned_for=own_kind,
+    )
     return ResNet(**{**defaults, **kwargs}, attn_kwargs=attn_kwargs)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet.layers import attn_knobs, create_attn
+from senet.layers import create_attn, merge_attn_kwargs
 
 from ._base import ClassifierModel, attn_name, check_positive_classes
 from ._registry import register_model
@@ -106,10 +106,7 @@ class SpeedNet(ClassifierModel):
         self.whiten.weight.requires_grad_(False)
         self.act = nn.GELU()
         groups, attns, prev = [], [], whiten
-        kwargs = dict(attn_kwargs or {})
-        knobs = attn_knobs(attn_layer) if attn_layer not in (None, "none") else {}
-        if knobs and "rd_min" in knobs and "rd_channels" not in kwargs:
-            kwargs.setdefault("rd_min", _RD_MIN)
+        kwargs = merge_attn_kwargs(attn_layer, attn_kwargs, {"rd_min": _RD_MIN})
         for w in widths:
             groups.append(_ConvGroup(prev, int(w), bn_momentum))
             attns.append(create_attn(attn_layer, int(w), **kwargs) or nn.Identity())
