@@ -32,7 +32,7 @@ from senet.layers import (
 from senet.layers.fused import spatial_mean
 from senet.models import create_model
 from senet.models.resnet import ResNet
-from senet.train.ledger import model_attention
+from senet.train.ledger import attention_kind, model_attention
 
 
 class ToyGate(AttentionBlock):
@@ -98,6 +98,7 @@ def test_recorder_quantizer_and_ledger_see_the_new_kind(toy: str) -> None:
     assert rec.stats.blocks[names[-1]].mean.shape == (3, 64)
     assert gate_modules(model) == [s.name for s in iter_attention(model)] and len(gate_modules(model)) == 9
     assert model_attention(model) == toy
+    assert attention_kind(f"{toy}_resnet20") == toy  # a model name the ledger reads when meta has no kind
 
 
 def test_fused_path_takes_the_new_kind(toy: str) -> None:

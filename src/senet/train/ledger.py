@@ -102,13 +102,13 @@ _NOT_RECIPE = frozenset(
     }
 )
 
-_KINDS = ("se", "eca", "cbam", "ese", "scse", "nosqueeze", "se_hs")
-
 
 def attention_kind(model: str) -> str:
     """The attention kind in a registered model name (``se_resnet20`` -> ``se``), or ``none``."""
+    from senet.layers import list_attn  # torch: the ledger itself is read without it
+
     head = model.split(":")[-1].split("_")[0]
-    return head if head in _KINDS else "none"
+    return head if head in list_attn() else "none"
 
 
 def model_attention(model: Any) -> str:
