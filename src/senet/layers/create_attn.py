@@ -63,7 +63,11 @@ def register_attn(name: str, ctor: Callable[..., nn.Module]) -> Callable[..., nn
 
 
 def unregister_attn(name: str) -> None:
-    """Remove a kind added with :func:`register_attn` (tests and plugins that clean up after themselves)."""
+    """Remove a kind added with :func:`register_attn` (tests and plugins that clean up after themselves).
+
+    Raises:
+        KeyError: ``name`` is not registered.
+    """
     ctor = _ATTN.pop(name)
     cls = _ctor_class(ctor)
     if _CLASS_KIND.get(cls) == name:
@@ -193,6 +197,9 @@ def merge_attn_kwargs(
     * an explicit ``rd_channels`` in ``given`` drops the width defaults (``rd_ratio``, ``rd_divisor``, ``rd_min``,
       ``rd_base_channels``);
     * ``given`` is passed through untouched (unknown options still fail in :func:`create_attn`).
+
+    Raises:
+        ValueError: ``kind`` is an unknown name (as :func:`get_attn`).
 
     >>> merge_attn_kwargs("se", {"rd_ratio": 0.25}, {"rd_min": 4})
     {'rd_min': 4, 'rd_ratio': 0.25}
