@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,12 @@ _VERSION_KEYS = ("senet", "torch", "git_commit")
 
 
 def is_run_checkpoint(obj: Any) -> bool:
-    """Whether a loaded object is a ``senet train`` checkpoint (a dict with the ``senet.train/`` format tag)."""
-    return isinstance(obj, dict) and str(obj.get("format", "")).startswith("senet.train/")
+    """Whether a loaded object is a ``senet train`` checkpoint (a mapping with the ``senet.train/`` format tag)."""
+    return isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("senet.train/")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
 def read_run_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -123,19 +128,19 @@ class Run:
     # -- reading -------------------------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(
-        cls, ckpt: dict[str, Any], path: str | os.PathLike[str] = ".", meta: dict[str, Any] | None = None
+        cls, ckpt: Mapping[str, Any], path: str | os.PathLike[str] = ".", meta: dict[str, Any] | None = None
     ) -> Run:
         """The run a loaded checkpoint describes (older checkpoints without ``class_names``/``preprocess`` too)."""
         classes = [str(c) for c in ckpt.get("classes") or []]
         return cls(
             path=Path(path),
-            config=dict(ckpt.get("config") or {}),
+            config=_mapping(ckpt.get("config")),
             classes=classes,
             class_names=[str(c) for c in ckpt.get("class_names") or classes],
-            preprocess=dict(ckpt.get("preprocess") or {}),
+            preprocess=_mapping(ckpt.get("preprocess")),
             meta=dict(meta or {}),
-            version=dict(ckpt.get("version") or {}),
-            checkpoint=ckpt,
+            version=_mapping(ckpt.get("version")),
+            checkpoint=dict(ckpt),
         )
 
     @staticmethod
@@ -150,8 +155,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         return {}
     try:
         return dict(json.loads(f.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise SenetError(f"{str(f)!r} is not valid JSON: {exc}") from exc
+    except (ValueError, TypeError):
+        # meta.json only describes the run (versions, machine); a damaged one must not stop eval or predict.
+        return {}
 
 
 def _read_config(folder: Path) -> dict[str, Any] | None:

@@ -130,6 +130,22 @@ class LoaderConfig:
         values = {k: getattr(cfg, k) for k in cls.FROM_TRAIN_CONFIG}
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def from_run(cls, run: Any, batch_size: int, **overrides: Any) -> LoaderConfig:
+        """Evaluation-only loaders that preprocess as trained run ``run`` (a :class:`senet.runs.Run`) evaluated:
+        its recorded size, crop and normalisation. ``overrides`` set the rest (``device``, ``workers``, ...)."""
+        pre = run.preprocess
+        values = dict(
+            batch_size=batch_size,
+            loader="tensor" if pre.get("kind") == "tensor" else "dataloader",
+            img_size=pre.get("img_size"),
+            crop_pct=float(pre.get("crop_pct", run.config.get("crop_pct", 0.875))),
+            with_train=False,
+            mean=tuple(pre["mean"]) if pre.get("mean") else None,
+            std=tuple(pre["std"]) if pre.get("std") else None,
+        )
+        return cls(**{**values, **overrides})
+
 
 def create_loaders(
     data: str | os.PathLike[str] | DataSource, config: LoaderConfig | None = None, /, **settings: Any
