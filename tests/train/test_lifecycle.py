@@ -19,28 +19,27 @@ from senet.train import load_config  # noqa: E402
 from senet.train.hooks import FreezePhases, build_hooks  # noqa: E402
 from senet.train.trainer import Trainer  # noqa: E402
 
+# A 2-epoch run of a small BatchNorm CNN; tests override single keys.
+SETTINGS = {
+    "model": "_tiny_models:tiny_bn_cnn",
+    "epochs": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "progress": "none",
+    "deterministic": True,
+}
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("life")
-    write_tree(root / "ds", n_train=16, n_test=4)
-    return root / "ds"
+    folder = tmp_path_factory.mktemp("life") / "ds"
+    write_tree(folder, n_train=16, n_test=4)
+    return folder
 
 
 def _cfg(tiny: Path, out: Path, **kw):  # noqa: ANN003, ANN202
-    base = dict(
-        model="_tiny_models:tiny_bn_cnn",
-        data=str(tiny),
-        output=str(out),
-        epochs=2,
-        batch_size=8,
-        lr=0.05,
-        progress="none",
-        deterministic=True,
-        cache_dir=str(out.parent / "cache"),
-    )
-    base.update(kw)
-    return load_config(None, base)
+    where = {"data": str(tiny), "output": str(out), "cache_dir": str(out.parent / "cache")}
+    return load_config(None, {**SETTINGS, **where, **kw})
 
 
 def _trainer(cfg) -> Trainer:  # noqa: ANN001
