@@ -32,6 +32,7 @@ __all__ = ["CHECKPOINT_FORMAT", "Run", "load_run", "read_run_checkpoint", "is_ru
 #: Format tag stored in every ``senet train`` checkpoint.
 CHECKPOINT_FORMAT = "senet.train/1"
 CONFIG_FILE, META_FILE, CHECKPOINT_FILE = "config.yaml", "meta.json", "last.pt"
+METRICS_FILE, RESULT_FILE = "metrics.jsonl", "result.json"
 #: The ``meta.json`` entries a checkpoint keeps as its ``version``.
 _VERSION_KEYS = ("senet", "torch", "git_commit")
 
@@ -106,6 +107,19 @@ class Run:
             raise SenetError(f"run {str(self.path)!r} was loaded without its checkpoint")
         ema = self.checkpoint.get("ema")
         return ema if use_ema and ema is not None else self.checkpoint["model"]
+
+    # -- what training left beside it -------------------------------------------------------------------------------
+    def metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch rows of ``metrics.jsonl`` (``[]`` before the first epoch ended)."""
+        f = self.path / METRICS_FILE
+        if not f.is_file():
+            return []
+        return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def result(self) -> dict[str, Any]:
+        """``result.json``: the final result of a finished or stopped run (``{}`` while it trains)."""
+        f = self.path / RESULT_FILE
+        return dict(json.loads(f.read_text(encoding="utf-8"))) if f.is_file() else {}
 
     # -- writing -------------------------------------------------------------------------------------------------
     def checkpoint_fields(self) -> dict[str, Any]:

@@ -81,6 +81,14 @@ def test_old_checkpoints_still_load(tmp_path: Path) -> None:
         load_run(tmp_path, checkpoint=False)
 
 
+def test_metrics_and_result_beside_the_run(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    assert run.metrics() == [] and run.result() == {}
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2}\n')
+    (tmp_path / "result.json").write_text('{"status": "done"}')
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and run.result()["status"] == "done"
+
+
 def test_a_denoiser_has_no_classes(tmp_path: Path) -> None:
     run = _run(tmp_path, config={"model": "denoiser", "task": "denoise"})
     assert run.num_classes is None and run.task == "denoise"
