@@ -137,10 +137,15 @@ class FreezePhases(TrainHook):
     """
 
     def __init__(self, model: nn.Module, cfg: Any, distributed: bool = False) -> None:
-        if cfg.freeze_epochs and distributed:
-            raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
+        self.check(cfg, distributed)
         self.model, self.freeze_epochs, self.retrofit = model, int(cfg.freeze_epochs), bool(cfg.retrofit)
         self.probe_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []
+
+    @staticmethod
+    def check(cfg: Any, distributed: bool) -> None:
+        """Refuse ``freeze_epochs`` under DDP, which fixes the set of parameters with gradients when it wraps."""
+        if cfg.freeze_epochs and distributed:
+            raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
 
     def begin(self, start_epoch: int, say: Any) -> None:
         """Freeze for the warm-up when the run (or its resumed part) starts inside it."""

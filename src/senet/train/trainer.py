@@ -162,6 +162,7 @@ class Trainer:
         self.say = self.print_fn if self.info.is_main else (lambda *a: None)
         self.result: dict[str, Any] = {"status": "done"}
         self.steps_this_call = 0
+        self.t_start = time.time()  # reset when fit() starts
         self.stop: StopFlag | None = None
         self.logger: MetricsLogger | None = None
 
@@ -259,8 +260,7 @@ class Trainer:
             # A data-dependent init (SpeedNet's patch whitening) from the first training batches of epoch 0. Under
             # DDP each rank sees its own slice; DDP's constructor then broadcasts rank 0's weights to all.
             model.init_whitening(_first_images(self.data.train, cfg.data_init_images))
-        if cfg.freeze_epochs and self.info.enabled:
-            FreezePhases(model, cfg, distributed=True)  # raises its one-line error before SyncBN and DDP
+        FreezePhases.check(cfg, self.info.enabled)  # before SyncBN touches the model
         if cfg.sync_bn and self.info.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.phases = FreezePhases(model, cfg, self.info.enabled)  # after SyncBN swapped the norm layers
