@@ -199,7 +199,7 @@ def load_run(
             that is not a ``senet train`` checkpoint.
     """
     p = Path(path).expanduser()
-    folder = p if p.is_dir() or not checkpoint else p.parent
+    folder = p if p.is_dir() else p.parent
     # meta.json belongs to the folder's own last.pt; a checkpoint saved elsewhere (pruned) has no meta of its own.
     own_folder = p.is_dir() or p.name == CHECKPOINT_FILE
     meta = _read_meta(folder) if own_folder or not checkpoint else {}
