@@ -77,12 +77,13 @@ def main() -> None:
 
     from senet.export import OnnxPredictor, export_onnx
     from senet.export.quantize import quantize_onnx, quantize_pt2e
-    from senet.train import load_checkpoint, model_from_checkpoint
+    from senet.resolve import model_from_run
+    from senet.runs import load_run
     from senet.utils.hardware import cpu_capability, cpu_model
 
-    ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt).eval()
-    pre = ckpt["preprocess"]
+    trained = load_run(args.checkpoint)
+    model = model_from_run(trained).eval()
+    pre = trained.preprocess
     calib, _ = load_split(args.data, pre, "train", args.calibration_images)
     x, y = load_split(args.data, pre, None, args.test_limit)
     size = tuple(x.shape[1:])

@@ -3,6 +3,7 @@ batches preprocessed exactly as in training, evaluate, and save a pruned model a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -11,7 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet.data import LoaderConfig, create_loaders
+from senet.data.splits import eval_source
 from senet.errors import SenetError
+from senet.resolve import model_from_run, resolve_model
+from senet.runs import Run, load_run
+
+from .prune import prune_attention
+from .recorder import attention_blocks, parse_block_name
 
 __all__ = ["pick_device", "load_model", "eval_batches", "evaluate", "save_pruned"]
 
@@ -30,42 +38,41 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
     """The trained model of a ``senet train`` checkpoint (or run folder), in eval mode, plus what evaluation needs.
 
     Checkpoints written by ``senet prune-attention`` (key ``pruned_attention``) are rebuilt, pruned, then loaded.
+    The info dict holds the :class:`~senet.runs.Run` (``run``) and, for callers that print them, its model name,
+    config, classes, class names, preprocessing and input size.
     """
-    from senet.train import load_checkpoint, model_from_checkpoint
-    from senet.train.checkpoint import build_model
-
-    from .prune import prune_attention
-
-    ckpt = load_checkpoint(path, map_location="cpu")
-    cfg = ckpt["config"]
+    run = load_run(path)
+    ckpt = run.checkpoint or {}
     pruned = list(ckpt.get("pruned_attention") or [])
-    if pruned:
-        kwargs = {k: v for k, v in (cfg.get("model_kwargs") or {}).items() if k not in ("attn_stages", "attn_layer")}
-        kwargs.update(ckpt.get("unpruned_model_kwargs") or {})  # the attention layout before pruning
-        model = build_model(cfg["model"], len(ckpt["classes"]), kwargs)
-        prune_attention(model, pruned)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as exc:
-            raise SenetError(
-                f"pruned checkpoint {str(path)!r} does not fit: {str(exc).splitlines()[0][:200]}"
-            ) from exc
-        model.eval()
-    else:
-        model = model_from_checkpoint(ckpt)
-    pre = dict(ckpt.get("preprocess") or {})
-    size = int(pre.get("img_size") or 32)
+    model = _pruned_model(run, pruned, path) if pruned else model_from_run(run)
     info = {
-        "model": cfg["model"],
-        "config": cfg,
-        "classes": list(ckpt["classes"]),
-        "class_names": list(ckpt.get("class_names") or ckpt["classes"]),
-        "preprocess": pre,
-        "input_size": (3, size, size),
+        "run": run,
+        "model": run.model_name,
+        "config": run.config,
+        "classes": run.classes,
+        "class_names": run.class_names,
+        "preprocess": run.preprocess,
+        "input_size": run.input_size,
         "checkpoint": ckpt,
-        "run_dir": str(Path(path) if Path(path).is_dir() else Path(path).parent),
+        "run_dir": str(run.path),
     }
     return model.to(device), info
+
+
+def _pruned_model(run: Run, pruned: list[str], path: str | os.PathLike[str]) -> nn.Module:
+    """Rebuild the unpruned architecture, prune the recorded blocks, then load the pruned weights."""
+    ckpt = run.checkpoint or {}
+    kwargs = {
+        k: v for k, v in (run.config.get("model_kwargs") or {}).items() if k not in ("attn_stages", "attn_layer")
+    }
+    kwargs.update(ckpt.get("unpruned_model_kwargs") or {})  # the attention layout before pruning
+    model = resolve_model(run.model_name, len(run.classes), kwargs)
+    prune_attention(model, pruned)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise SenetError(f"pruned checkpoint {str(path)!r} does not fit: {str(exc).splitlines()[0][:200]}") from exc
+    return model.eval()
 
 
 def _limit(
@@ -105,34 +112,18 @@ def eval_batches(
     ``data`` defaults to the training run's dataset. ``max_images`` keeps about N images, the first
     ``ceil(N / classes)`` of each class.
     """
-    from senet.data import create_loaders
-    from senet.data.splits import eval_source
-
     if batch_size < 1 or (max_images is not None and max_images < 1):
         raise SenetError(f"--batch-size and --max-images must be positive, got {batch_size} and {max_images}")
-    cfg = info["config"]
-    source = eval_source(data or None, cfg, info["classes"], info.get("run_dir"))
+    run: Run = info["run"]
+    source = eval_source(data or None, run.config, run.classes, info.get("run_dir"))
     path = getattr(source, "path", source)
-    pre = info["preprocess"]
-    bundle = create_loaders(
-        source,
-        batch_size=batch_size,
-        eval_batch_size=batch_size,
-        device=device,
-        loader="tensor" if pre.get("kind") == "tensor" else "dataloader",
-        img_size=pre.get("img_size"),
-        crop_pct=float(pre.get("crop_pct", cfg.get("crop_pct", 0.875))),
-        workers=None,  # this machine's default, not the training machine's
-        with_train=False,
-        mean=tuple(pre["mean"]) if pre.get("mean") else None,
-        std=tuple(pre["std"]) if pre.get("std") else None,
-    )
-    if list(bundle.classes) != info["classes"]:
+    bundle = create_loaders(source, LoaderConfig.from_run(run, batch_size, device=device))
+    if list(bundle.classes) != run.classes:
         raise SenetError(
             f"the classes of {str(path)!r} ({len(bundle.classes)}) differ from the checkpoint's "
-            f"({len(info['classes'])}): pass the dataset the model was trained on"
+            f"({len(run.classes)}): pass the dataset the model was trained on"
         )
-    return list(_limit(bundle.eval, max_images, len(info["classes"]))), list(info["class_names"])
+    return list(_limit(bundle.eval, max_images, len(run.classes))), list(run.class_names)
 
 
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: Any) -> dict[str, float]:
@@ -155,22 +146,16 @@ def save_pruned(model: nn.Module, info: dict[str, Any], pruned: Sequence[str], p
     """
     from senet.train import save_checkpoint
 
-    from .recorder import parse_block_name
-
-    ckpt = info["checkpoint"]
-    cfg = dict(ckpt["config"])
-    kwargs = dict(cfg.get("model_kwargs") or {})
+    run: Run = info["run"]
+    ckpt = run.checkpoint or {}
+    kwargs = dict(run.config.get("model_kwargs") or {})
     unpruned = dict(
         ckpt.get("unpruned_model_kwargs") or {k: kwargs[k] for k in ("attn_stages", "attn_layer") if k in kwargs}
     )
     all_names = list(ckpt.get("all_attention") or [])
     if not all_names:
         # Names before pruning: rebuild the unpruned model's list from the checkpoint's config.
-        from senet.train.checkpoint import build_model
-
-        from .recorder import attention_blocks
-
-        ref = build_model(cfg["model"], len(ckpt["classes"]), kwargs)
+        ref = resolve_model(run.model_name, len(run.classes), kwargs)
         all_names = [n for n, _ in attention_blocks(ref)]
     stage_of = {n: parse_block_name(n) for n in all_names}
     if all(stage_of.values()):
@@ -182,14 +167,11 @@ def save_pruned(model: nn.Module, info: dict[str, Any], pruned: Sequence[str], p
                 kwargs["attn_stages"] = keep
             else:
                 kwargs["attn_layer"] = None
-    cfg["model_kwargs"] = kwargs
+    pruned_run = dataclasses.replace(run, config={**run.config, "model_kwargs": kwargs}, version={})
     state = {
         "model": model.state_dict(),
         "ema": None,
-        "config": cfg,
-        "classes": info["classes"],
-        "class_names": info["class_names"],
-        "preprocess": info["preprocess"],
+        **pruned_run.checkpoint_fields(),
         "epoch": ckpt.get("epoch"),
         "pruned_attention": list(pruned),
         "unpruned_model_kwargs": unpruned,

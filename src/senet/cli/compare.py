@@ -21,21 +21,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def load_run(path: Any) -> dict[str, Any]:
     """A run folder's config, per-epoch rows and final result."""
-    import json
     from pathlib import Path
 
-    import yaml
-
+    from senet import runs
     from senet.errors import SenetError
 
     d = Path(path)
-    metrics = d / "metrics.jsonl"
-    if not metrics.is_file():
+    if not (d / runs.METRICS_FILE).is_file():
         raise SenetError(f"{str(d)!r} is not a run folder (no metrics.jsonl): pass folders written by `senet train`")
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
-    result = json.loads((d / "result.json").read_text()) if (d / "result.json").is_file() else {}
-    return {"dir": str(d), "rows": rows, "config": cfg or {}, "result": result}
+    run = runs.load_run(d, checkpoint=False) if (d / runs.CONFIG_FILE).is_file() else runs.Run(d, {})
+    return {"dir": str(d), "rows": run.metrics(), "config": run.config, "result": run.result()}
 
 
 def run(args: argparse.Namespace) -> int:

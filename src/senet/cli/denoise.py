@@ -35,20 +35,21 @@ def run(args: argparse.Namespace) -> int:
 
     from senet.data.decode import decode_rgb
     from senet.errors import SenetError
-    from senet.train import load_checkpoint, model_from_checkpoint
+    from senet.resolve import model_from_run
+    from senet.runs import load_run
     from senet.train.trainer import resolve_device
     from senet.utils.io import atomic_write_bytes
 
-    ckpt = load_checkpoint(args.checkpoint)
-    if ckpt["config"].get("task") != "denoise":
+    trained = load_run(args.checkpoint)
+    if trained.task != "denoise":
         raise SenetError(
-            f"{args.checkpoint!r} is not a denoising run (task {ckpt['config'].get('task')!r}): "
+            f"{args.checkpoint!r} is not a denoising run (task {trained.config.get('task')!r}): "
             "train one with `senet train --task denoise`"
         )
     if args.sigma is not None and args.sigma < 0:
         raise SenetError(f"--sigma must not be negative, got {args.sigma}")
     device = resolve_device(args.device)
-    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
+    model = model_from_run(trained, use_ema=not args.no_ema).to(device)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(args.seed)

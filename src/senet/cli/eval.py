@@ -57,10 +57,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from senet.data import create_loaders
+    from senet.data import LoaderConfig, create_loaders
     from senet.data.splits import eval_source
     from senet.errors import SenetError
-    from senet.train import evaluate, load_checkpoint, model_from_checkpoint
+    from senet.resolve import model_from_run
+    from senet.runs import load_run
+    from senet.train import evaluate
     from senet.train.evaluate import top_confusions
     from senet.train.trainer import resolve_amp, resolve_device
     from senet.utils.optional import MissingDependency, warn_skipped
@@ -68,43 +70,38 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise SenetError(f"--batch-size must be positive, got {args.batch_size}")
-    ckpt = load_checkpoint(args.checkpoint)
-    cfg, pre = ckpt["config"], ckpt["preprocess"]
+    trained = load_run(args.checkpoint)
+    cfg = trained.config
     device = resolve_device(args.device)
-    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
+    model = model_from_run(trained, use_ema=not args.no_ema).to(device)
     ck = Path(args.checkpoint)
-    source = eval_source(args.data, cfg, list(ckpt["classes"]), ck if ck.is_dir() else ck.parent)
+    source = eval_source(args.data, cfg, trained.classes, trained.path)
     path = getattr(source, "path", source)
-    denoise = cfg.get("task") == "denoise"
-    data = create_loaders(
-        source,
-        batch_size=args.batch_size,
+    denoise = trained.task == "denoise"
+    loaders = LoaderConfig.from_run(
+        trained,
+        args.batch_size,
         device=device,
-        loader="tensor" if pre["kind"] == "tensor" else "dataloader",
-        img_size=pre["img_size"],
-        crop_pct=pre.get("crop_pct", 0.875),
         workers=args.workers,
-        mean=tuple(pre["mean"]),
-        std=tuple(pre["std"]),
         cache_dir=cfg.get("cache_dir"),
-        with_train=False,
         skip_bad_images=args.skip_bad_images,
         # The run's own held-out subset, so the numbers reproduce its end-of-training evaluation.
         eval_subset=int(cfg.get("eval_subset", 0)) if args.data is None else 0,
     )
+    data = create_loaders(source, loaders)
     if data.skipped:
         print(f"skipped {len(data.skipped)} undecodable image(s): {', '.join(data.skipped)}", file=sys.stderr)
     if denoise:
-        return _eval_denoise(args, ckpt, model, data, device, str(path))
-    if data.classes != list(ckpt["classes"]):
+        return _eval_denoise(args, trained.config, model, data, device, str(path))
+    if data.classes != trained.classes:
         raise SenetError(
-            f"{str(path)!r} has classes {data.classes[:5]}..., the checkpoint {ckpt['classes'][:5]}...: "
+            f"{str(path)!r} has classes {data.classes[:5]}..., the checkpoint {trained.classes[:5]}...: "
             "evaluate on the dataset it was trained on"
         )
     amp = resolve_amp("auto", device)
     tta = args.tta or cfg.get("tta", "none")
     r = evaluate(model, data.eval, len(data.classes), device=device, amp=amp, tta=tta)
-    names = list(ckpt.get("class_names") or ckpt["classes"])
+    names = trained.class_names
     # A class without images here (a subset folder, a domain lacking it) has no accuracy, not 0 %.
     per_class = [a if sum(row) else None for a, row in zip(r["per_class"], r["confusion"])]
     print_table(
@@ -152,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _eval_denoise(
-    args: argparse.Namespace, ckpt: dict[str, Any], model: Any, data: Any, device: Any, path: str
+    args: argparse.Namespace, run_config: dict[str, Any], model: Any, data: Any, device: Any, path: str
 ) -> int:
     """PSNR / SSIM of a denoiser at each noise level, beside the noisy input's PSNR (no classes, no plot)."""
     import json
@@ -162,7 +159,7 @@ def _eval_denoise(
     from senet.train.trainer import resolve_amp
     from senet.utils.table import print_table
 
-    cfg = load_config(base=ckpt["config"], overrides={"eval_sigmas": args.sigmas} if args.sigmas else None)
+    cfg = load_config(base=run_config, overrides={"eval_sigmas": args.sigmas} if args.sigmas else None)
     task = DenoiseTask(cfg)
     r = task.evaluate(model, data.eval, device=device, amp=resolve_amp("auto", device))
     rows = r["sigmas"]

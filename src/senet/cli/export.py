@@ -71,10 +71,10 @@ def _preprocess_for(source: str, size: tuple[int, ...]) -> dict[str, Any]:
     from senet.errors import SenetError
 
     if os.path.exists(source):
-        from senet.train import load_checkpoint
+        from senet.runs import load_run
 
         try:
-            pre = load_checkpoint(source).get("preprocess")
+            pre = load_run(source).preprocess
         except SenetError:
             pre = None
         if pre:

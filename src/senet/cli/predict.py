@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     from senet.data.decode import decode_rgb
     from senet.errors import SenetError
-    from senet.train import load_checkpoint, model_from_checkpoint
+    from senet.resolve import model_from_run
+    from senet.runs import load_run
     from senet.train.trainer import resolve_device
     from senet.utils.table import print_table
 
@@ -72,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise SenetError(f"--top-k must be positive, got {args.top_k}")
     if args.optimized and args.onnx:
         raise SenetError("--optimized and --onnx exclude each other (--optimized already tries onnxruntime)")
-    ckpt = load_checkpoint(args.checkpoint)
-    if ckpt["config"].get("task") == "denoise":
+    trained = load_run(args.checkpoint)
+    if trained.task == "denoise":
         raise SenetError(f"{args.checkpoint!r} is a denoiser, not a classifier: use `senet denoise IMAGE ...`")
     device = resolve_device(args.device)
     if args.onnx:
@@ -86,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
         device = torch.device("cpu")
     else:
-        model = model_from_checkpoint(ckpt, use_ema=not args.no_ema).to(device)
-    names = list(ckpt.get("class_names") or ckpt["classes"])
+        model = model_from_run(trained, use_ema=not args.no_ema).to(device)
+    names = trained.class_names
     k = min(args.top_k, len(names))
     results = []
     for path in args.images:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         if not p.is_file():
             raise SenetError(f"image {path!r} does not exist")
         img = decode_rgb(p.read_bytes(), str(path))  # one-line SenetError naming the file when undecodable
-        x = preprocess(img, ckpt["preprocess"]).unsqueeze(0).to(device)
+        x = preprocess(img, trained.preprocess).unsqueeze(0).to(device)
         if args.optimized and not hasattr(model, "report"):
             import sys
 

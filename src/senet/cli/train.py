@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from senet.runs import CONFIG_FILE, load_run
     from senet.train import load_config, train
     from senet.train.trainer import run_dir_for
 
@@ -97,12 +98,11 @@ def run(args: argparse.Namespace) -> int:
     base = None
     if args.resume:
         # A resumed run keeps its own resolved config; flags given now (e.g. more --epochs) still win.
-        probe = load_config(args.config, overrides)
-        saved = run_dir_for(probe) / "config.yaml"
-        if saved.is_file():
-            base = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        folder = run_dir_for(load_config(args.config, overrides))
+        if (folder / CONFIG_FILE).is_file():
+            base = load_run(folder, checkpoint=False).config
             # The run continues in the folder it was found in, whatever an {dataset} in the template now gives.
-            overrides["output"] = str(saved.parent)
+            overrides["output"] = str(folder)
     cfg = load_config(args.config, overrides, base=base)
     if args.print_config:
         from senet.train import config_to_dict

@@ -16,11 +16,20 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.resolve import model_from_run, resolve_model
+from senet.runs import CHECKPOINT_FORMAT, Run, read_run_checkpoint
 from senet.utils.io import atomic_torch_save
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "model_from_checkpoint"]
+__all__ = [
+    "build_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "model_from_checkpoint",
+]
 
-FORMAT = "senet.train/1"
+FORMAT = CHECKPOINT_FORMAT
 
 
 def rng_state() -> dict[str, Any]:
@@ -57,85 +66,17 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a senet training checkpoint safely (``weights_only=True``); a run folder means its ``last.pt``."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        p = p / "last.pt"
-    if not p.is_file():
-        raise SenetError(
-            f"checkpoint {str(p)!r} does not exist: pass a .pt written by `senet train` or its run folder"
-        )
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle/zip errors come in many types; all mean "not our file"
-        raise SenetError(f"cannot read checkpoint {str(p)!r}: {str(exc).splitlines()[0][:200]}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SenetError(f"{str(p)!r} is not a `senet train` checkpoint (no {FORMAT!r} format tag)")
-    return ckpt
+    """Load a senet training checkpoint safely (``weights_only=True``); a run folder means its ``last.pt``.
 
-
-def build_model(
-    name: str,
-    num_classes: int | None,
-    kwargs: dict[str, Any] | None = None,
-    retrofit: str | None = None,
-    weights: str | None = None,
-) -> nn.Module:
-    """A zoo model by name, or ``package.module:callable`` for your own (called with ``num_classes`` and kwargs).
-
-    With ``retrofit`` (``torchvision:resnet18``, ...), the network named there gets attention inserted by
-    :func:`senet.retrofit.build_retrofit_model` (``kwargs`` are its options, ``weights`` the original weights) and
-    ``name`` is ignored. Without it, ``weights`` are loaded into the zoo model ``name`` (any layout
-    :func:`senet.weights.load_pretrained` reads) and the classifier is replaced when its size is not ``num_classes``.
+    The raw dict; :func:`senet.runs.load_run` gives the typed :class:`~senet.runs.Run` around it.
     """
-    kwargs = dict(kwargs or {})
-    if retrofit:
-        from senet.retrofit import build_retrofit_model
+    return read_run_checkpoint(path, map_location)
 
-        model, _ = build_retrofit_model(retrofit, weights=weights, num_classes=num_classes, **kwargs)
-        return model
-    if ":" in name:
-        import importlib
 
-        if weights is not None:
-            raise SenetError(f"--weights needs a zoo model or --retrofit; load weights inside {name} instead")
-
-        mod_name, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise SenetError(f"cannot import model {name!r}: {exc}") from exc
-        return fn(num_classes=num_classes, **kwargs)
-    from senet.models import create_model
-
-    if weights is None:
-        return create_model(name, num_classes=num_classes, **kwargs)
-    # Pretrained weights come with their own head (ImageNet's 1000 classes): load into the model's default head,
-    # strictly, then give it a fresh one for this dataset.
-    from senet.retrofit import set_num_classes
-    from senet.weights import load_pretrained
-
-    model = create_model(name, **kwargs)
-    try:
-        load_pretrained(model, weights)
-    except SenetError as exc:
-        raise SenetError(f"--weights {weights!r} do not load into {name}: {exc}") from exc
-    set_num_classes(model, num_classes)
-    return model
+#: The model resolver under its historical name (see :func:`senet.resolve.resolve_model`).
+build_model = resolve_model
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], use_ema: bool = True) -> nn.Module:
-    """Rebuild the trained model (EMA weights when present and ``use_ema``) in eval mode on CPU."""
-    cfg = ckpt["config"]
-    # A retrofitted run is rebuilt without the original weights: the checkpoint holds all of them.
-    # A denoiser has no classes (the run's data folder had some; they are not the model's outputs).
-    num_classes = None if cfg.get("task") == "denoise" else len(ckpt["classes"])
-    model = build_model(cfg["model"], num_classes, cfg.get("model_kwargs"), cfg.get("retrofit"))
-    state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise SenetError(
-            f"checkpoint weights do not fit model {cfg['model']!r}: {str(exc).splitlines()[0][:200]}"
-        ) from exc
-    return model.eval()
+    """Rebuild the trained model of a loaded checkpoint (EMA weights when present and ``use_ema``), eval mode, CPU."""
+    return model_from_run(Run.from_checkpoint(ckpt), use_ema)

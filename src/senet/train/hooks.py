@@ -1,8 +1,13 @@
-"""Recipe extras that act between optimizer steps: Lookahead weight averaging and freezing the whitening bias.
+"""Hooks: what acts between the loop's steps without an ``if`` in the loop. Every hook has ``start_epoch(epoch)``
+(before an epoch's first step, after the model is put in train mode) and ``after_step(step)`` (after each optimizer
+step); the trainer calls them in order.
 
-Both come from the public CIFAR-10 speedrun recipe (Keller Jordan's airbench94). The trainer talks to one
-:class:`RecipeHooks` object: ``start_epoch`` before an epoch's first step, ``after_step`` after each optimizer step,
-and ``state_dict``/``load_state_dict`` with the checkpoint, so a resumed run continues exactly.
+* :class:`RecipeHooks`: the speedrun extras of the public CIFAR-10 recipe (Keller Jordan's airbench94), Lookahead
+  weight averaging and freezing the whitening bias; with ``state_dict``/``load_state_dict`` saved in the checkpoint,
+  so a resumed run continues exactly.
+* :class:`FreezePhases`: ``freeze_epochs`` (the classifier, or with ``--retrofit`` also the new attention, trains
+  alone for the first epochs) and ``freeze: backbone`` (a linear probe whose backbone BN statistics stay fixed).
+* :class:`EmaHook`: updates the weights' exponential moving average after each step.
 """
 
 from __future__ import annotations
@@ -13,8 +18,22 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.retrofit.training import classifier_name, freeze_all_but_classifier, freeze_backbone, unfreeze
 
-__all__ = ["Lookahead", "RecipeHooks"]
+from .optim import ModelEma
+
+
+class TrainHook:
+    """A no-op hook: subclasses override what they act on."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before the first step of ``epoch`` (0-based), after the model was put in train mode."""
+
+    def after_step(self, step: int) -> None:
+        """After optimizer step ``step`` (1-based, over the whole run)."""
+
+
+__all__ = ["TrainHook", "Lookahead", "RecipeHooks", "FreezePhases", "EmaHook", "build_hooks"]
 
 
 class Lookahead:
@@ -63,7 +82,7 @@ class Lookahead:
             self.ema[k].copy_(v)
 
 
-class RecipeHooks:
+class RecipeHooks(TrainHook):
     """The trainer's view of the recipe extras configured in ``cfg`` (a :class:`~senet.train.config.TrainConfig`):
     ``lookahead_every``/``lookahead_decay`` and ``whiten_bias_epochs``. Inactive (every call a no-op) by default.
     """
@@ -106,3 +125,66 @@ class RecipeHooks:
         if not state or "lookahead" not in state:
             raise SenetError("the checkpoint holds no lookahead state: it was written without lookahead_every")
         self.lookahead.load_state_dict(state["lookahead"])
+
+
+class FreezePhases(TrainHook):
+    """Which parameters train when: ``cfg.freeze`` (``backbone``: only the classifier, all run) and
+    ``cfg.freeze_epochs`` (epochs ``1..N`` train only the classifier, plus the attention ``--retrofit`` added).
+
+    Construct it after SyncBatchNorm replaced the norm layers (the probe keeps the replaced ones in eval mode) and
+    before DDP wraps the model; :meth:`begin` applies the warm-up freeze of a run starting at ``start_epoch``.
+    The optimizer holds every parameter either way: a frozen one gets no gradient, so SGD/AdamW leave it alone.
+    """
+
+    def __init__(self, model: nn.Module, cfg: Any, distributed: bool = False) -> None:
+        self.check(cfg, distributed)
+        self.model, self.freeze_epochs, self.retrofit = model, int(cfg.freeze_epochs), bool(cfg.retrofit)
+        self.probe_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []
+
+    @staticmethod
+    def check(cfg: Any, distributed: bool) -> None:
+        """Refuse ``freeze_epochs`` under DDP, which fixes the set of parameters with gradients when it wraps."""
+        if cfg.freeze_epochs and distributed:
+            raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
+
+    def begin(self, start_epoch: int, say: Any) -> None:
+        """Freeze for the warm-up when the run (or its resumed part) starts inside it."""
+        if not self.freeze_epochs or start_epoch >= self.freeze_epochs:
+            return
+        if self.retrofit:
+            freeze_backbone(self.model)
+            what = "the new attention parameters and the classifier"
+        else:
+            freeze_all_but_classifier(self.model)
+            what = "the classifier"
+        say(f"senet train: epochs 1-{self.freeze_epochs} train only {what}")
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.freeze_epochs and epoch == self.freeze_epochs:
+            unfreeze(self.model)
+        for m in self.probe_norms:  # a linear probe keeps the pretrained backbone's BN statistics
+            m.eval()
+
+
+def _freeze_for_probe(model: nn.Module) -> list[nn.Module]:
+    """``--freeze backbone``: only the classifier trains; returns the backbone's norm layers, kept in eval mode."""
+    freeze_all_but_classifier(model)
+    head = classifier_name(model)
+    norms = (nn.modules.batchnorm._NormBase,)
+    return [m for n, m in model.named_modules() if isinstance(m, norms) and not n.startswith(f"{head}.")]
+
+
+class EmaHook(TrainHook):
+    """Updates ``ema`` (a :class:`~senet.train.optim.ModelEma`) from ``model`` after every optimizer step."""
+
+    def __init__(self, ema: ModelEma, model: nn.Module) -> None:
+        self.ema, self.model = ema, model
+
+    def after_step(self, step: int) -> None:
+        self.ema.update(self.model)
+
+
+def build_hooks(recipe: RecipeHooks, phases: FreezePhases, ema: ModelEma | None, model: nn.Module) -> list[TrainHook]:
+    """The trainer's hooks, in calling order: freeze phases, the recipe extras, then the EMA (which averages the
+    weights as Lookahead left them)."""
+    return [phases, recipe] + ([EmaHook(ema, model)] if ema is not None else [])

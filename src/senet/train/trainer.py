@@ -1,39 +1,47 @@
 """The training loop: data -> model -> optimizer -> epochs of steps, with checkpoints, metrics and clean stops.
 
-One function, :func:`train`, drives a run from a :class:`~senet.train.config.TrainConfig`. It works the same as one
-process on a CPU and as N ``torchrun`` processes on GPUs (DDP; rank 0 logs and writes).
+:func:`train` drives a run from a :class:`~senet.train.config.TrainConfig` through a :class:`Trainer`, whose lifecycle
+is ``setup()`` (device, precision, run folder, data, model, optimizer, resume) -> ``fit()`` (epochs of
+``train_one_epoch()``, ``evaluate()`` and ``save()``) -> ``finish()`` (result.json, ledger). It works the same as one
+process on a CPU and as N ``torchrun`` processes on GPUs (DDP; rank 0 logs and writes). What differs between tasks
+(:mod:`senet.train.tasks`) and recipes (:mod:`senet.train.hooks`) plugs in through those objects, not the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from senet.data import LoaderConfig, create_loaders, resolve_data
+from senet.data.splits import run_source, split_options
 from senet.errors import SenetError
+from senet.resolve import resolve_model
+from senet.runs import CHECKPOINT_FILE, Run, load_run
 from senet.utils.hardware import auto_precision, machine_info
+from senet.utils.io import atomic_write_text
 
-from .checkpoint import build_model, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_dict
-from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from .distributed import all_reduce_sum, barrier, cleanup, init_distributed
 from .evaluate import autocast_context
-from .hooks import RecipeHooks
+from .hooks import FreezePhases, RecipeHooks, build_hooks
+from .ledger import append_row, model_attention, recorded_dataset, row_from_run
 from .optim import LRSchedule, ModelEma, create_optimizer
-from .tasks import ClassifyTask, DenoiseTask, create_task
+from .progress import MetricsLogger, StopFlag, advance_bar, close_bar, progress_bar
+from .tasks import create_task
 
-__all__ = ["train", "resolve_device", "resolve_amp", "run_dir_for", "code_version"]
+__all__ = ["Trainer", "train", "resolve_device", "resolve_amp", "run_dir_for", "code_version"]
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -86,88 +94,6 @@ def code_version() -> dict[str, Any]:
     return out
 
 
-class _StopFlag:
-    """Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and returns."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-class _Logger:
-    """Rank-0 output: per-epoch lines, optional rich progress bar, metrics.csv/jsonl, TensorBoard."""
-
-    def __init__(
-        self, run_dir: Path, cfg: TrainConfig, enabled: bool, print_fn: Any, task: ClassifyTask | DenoiseTask
-    ) -> None:
-        self.run_dir, self.enabled, self.print, self.task = run_dir, enabled, print_fn, task
-        mode = cfg.progress
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "lines"
-        self.mode = mode if enabled else "none"
-        self.rows: list[dict[str, Any]] = []
-        self.tb = None
-        if enabled and cfg.tensorboard:
-            from senet.utils.optional import optional
-
-            # Logging is a side feature: without tensorboard the run trains and writes metrics.csv as usual.
-            if optional("tensorboard", "TensorBoard logs (--tensorboard)", "senet train") is not None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-        jl = run_dir / "metrics.jsonl"
-        if enabled and jl.is_file():
-            self.rows = [json.loads(line) for line in jl.read_text().splitlines() if line.strip()]
-
-    def epoch_rows(self, upto: int) -> None:
-        """Keep only rows of epochs already done (a resume drops rows of the interrupted epoch)."""
-        self.rows = [r for r in self.rows if r["epoch"] <= upto]
-
-    def log_epoch(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        self.rows.append(row)
-        from senet.utils.io import atomic_write_text
-
-        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
-        keys: list[str] = []
-        for r in self.rows:
-            keys += [k for k in r if k not in keys]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys)
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    self.tb.add_scalar(k, v, row["epoch"])
-            self.tb.flush()
-        if self.mode != "none":
-            parts = [f"epoch {row['epoch']}/{row['epochs']}", *self.task.log_parts(row)]
-            parts += [f"lr {row['lr']:.4g}", f"{row['img_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
-            self.print("  ".join(parts))
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def train(
     cfg: TrainConfig,
     *,
@@ -180,378 +106,457 @@ def train(
     ``model`` replaces ``cfg.model`` with a ready module (it must accept the data's classes). ``stop_after_steps``
     stops like a SIGINT after that many optimizer steps in this call (used by the resume tests).
     """
-    print_fn = print_fn or (lambda *a: print(*a, file=sys.stderr, flush=True))
-    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    info = init_distributed(device.type)
+    trainer = Trainer(cfg, model=model, stop_after_steps=stop_after_steps, print_fn=print_fn)
     try:
-        return _train(cfg, info, device, model, stop_after_steps, print_fn)
+        trainer.setup()
+        trainer.fit()
+        return trainer.finish()
     finally:
-        cleanup(info)
+        trainer.close()
 
 
-def _train(
-    cfg: TrainConfig,
-    info: DistInfo,
-    device: torch.device,
-    model_override: nn.Module | None,
-    stop_after_steps: int | None,
-    print_fn: Any,
-) -> dict[str, Any]:
-    from senet.data import create_loaders, resolve_data
-    from senet.data.splits import run_source, split_options
-    from senet.train.ledger import model_attention, recorded_dataset
-    from senet.utils.io import atomic_write_text
+@dataclass
+class _EpochProgress:
+    """Where the current epoch stands: running sums (task-defined, 3 numbers), images seen, timing, the bar."""
 
-    say = print_fn if info.is_main else (lambda *a: None)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    resolve_amp(cfg.amp, device)  # validates fp16-on-CPU with its one-line error
-    precision = auto_precision(device, cfg.amp, cfg.channels_last)
-    amp, channels_last = precision.amp, precision.channels_last
-    machine = machine_info(device)
+    epoch: int
+    step: int
+    sums: torch.Tensor
+    t0: float = field(default_factory=time.time)
+    seen: int = 0
+    bar: Any = None
 
-    run_dir = run_dir_for(cfg)
-    last = run_dir / "last.pt"
-    ckpt = None
-    if cfg.resume:
-        if not last.is_file():
-            raise SenetError(f"--resume: no checkpoint {str(last)!r}; start without --resume or fix --output")
-        ckpt = load_checkpoint(last, map_location="cpu")
-    elif last.is_file():
-        raise SenetError(f"{str(run_dir)!r} already holds a run: add --resume to continue it or pick another --output")
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def speed(self, world_size: int) -> float:
+        return self.seen * world_size / max(1e-9, time.time() - self.t0)
 
-    task = create_task(cfg, info.rank)  # what a batch's loss and an evaluation are (senet.train.tasks)
-    # Rank 0 downloads (if asked) while the others wait, then everyone resolves the same path.
-    folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
-    data_path = resolve_data(cfg.data, cfg.dataset, cfg.download, folders) if info.is_main else None
-    barrier(info)
-    if data_path is None:
-        data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
-    loader_kwargs: dict[str, Any] = dict(
-        batch_size=cfg.batch_size,
-        eval_batch_size=cfg.eval_batch_size,
-        device=device,
-        loader=cfg.loader,
-        img_size=cfg.img_size,
-        crop_pct=cfg.crop_pct,
-        pad=cfg.pad,
-        pad_mode=cfg.pad_mode,
-        flip=cfg.flip,
-        flip_mode=cfg.flip_mode,
-        cutout=cfg.cutout,
-        workers=cfg.workers,
-        seed=cfg.seed,
-        rank=info.rank,
-        world_size=info.world_size,
-        channels_last=channels_last,
-        cache_dir=cfg.cache_dir,
-        train_subset=cfg.train_subset,
-        eval_subset=cfg.eval_subset,
-        skip_bad_images=cfg.skip_bad_images,
-    )
-    loader_kwargs.update(task.loader_overrides)
-    data = create_loaders(
-        run_source(data_path, split_options(cfg), run_dir, save=info.is_main, say=say), **loader_kwargs
-    )
-    if data.skipped:
-        say(f"senet train: skipping {len(data.skipped)} undecodable image(s) (skip_bad_images), listed at the end")
-    num_classes = len(data.classes)
-    steps_per_epoch = len(data.train)
-    if steps_per_epoch == 0:
-        raise SenetError(f"batch size {cfg.batch_size} leaves no full training batch")
 
-    torch.manual_seed(cfg.seed)
-    if model_override is not None:
-        model = model_override
-    else:
-        # On resume the checkpoint restores every weight: the original network's file is not needed again.
-        weights = None if ckpt is not None else cfg.weights
-        model = build_model(cfg.model, task.model_classes(num_classes), cfg.model_kwargs, cfg.retrofit, weights)
-    if ckpt is None and cfg.data_init_images > 0 and hasattr(model, "init_whitening"):
-        # A data-dependent init (SpeedNet's patch whitening) from the first training batches of epoch 0. Under DDP
-        # each rank sees its own slice; DDP's constructor then broadcasts rank 0's weights to all.
-        model.init_whitening(_first_images(data.train, cfg.data_init_images))
-    if cfg.freeze_epochs and info.enabled:
-        raise SenetError("freeze_epochs is single-process only (DDP cannot change its trainable set); drop it")
-    if cfg.sync_bn and info.enabled:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    frozen_norms = _freeze_for_probe(model) if cfg.freeze == "backbone" else []  # after SyncBN swapped the layers
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = create_optimizer(model, cfg)
-    schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    ema = ModelEma(model, cfg.ema) if cfg.ema > 0 else None
-    hooks = RecipeHooks(model, cfg, schedule.total, info.enabled)  # lookahead, whitening-bias freeze
+class Trainer:
+    """One training run. Lifecycle: :meth:`setup` -> :meth:`fit` -> :meth:`finish`, then :meth:`close`.
 
-    start_epoch, start_step, partial = 0, 0, [0.0, 0.0, 0.0]
-    if ckpt is not None:
+    :meth:`fit` runs :meth:`train_one_epoch` per epoch, then :meth:`evaluate` when due and :meth:`save` (the
+    checkpoint). Each piece works on its own once :meth:`setup` has run, so tests can drive them one by one.
+    Features and the config keys that switch them on:
+
+    * the task (``task``): loss, metrics and evaluation (:mod:`senet.train.tasks`);
+    * freeze phases (``freeze``, ``freeze_epochs``), the speedrun extras (``lookahead_every``,
+      ``whiten_bias_epochs``) and the EMA (``ema``): hooks (:mod:`senet.train.hooks`);
+    * exact resume (``resume``), DDP (``torchrun``), AMP (``amp``), ``compile``, ``sync_bn``, ``grad_clip``;
+    * clean stops: SIGINT/SIGTERM (or ``stop_after_steps``) checkpoint mid-epoch and return ``interrupted``; a
+      non-finite loss stops with ``non_finite_loss`` and keeps the last good checkpoint.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        model: nn.Module | None = None,
+        stop_after_steps: int | None = None,
+        print_fn: Any = None,
+    ) -> None:
+        self.cfg = cfg
+        self.model_override = model
+        self.stop_after_steps = stop_after_steps
+        self.print_fn = print_fn or (lambda *a: print(*a, file=sys.stderr, flush=True))
+        self.device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.info = init_distributed(self.device.type)
+        self.say = self.print_fn if self.info.is_main else (lambda *a: None)
+        self.result: dict[str, Any] = {"status": "done"}
+        self.steps_this_call = 0
+        self.t_start = time.time()  # reset when fit() starts
+        self.stop: StopFlag | None = None
+        self.logger: MetricsLogger | None = None
+
+    # -- setup -------------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Device and precision, run folder, data, model, optimizer, resume state, logging; writes config and meta."""
+        self._setup_runtime()
+        self._setup_run_dir()
+        self._setup_data()
+        self._setup_model()
+        self._setup_optim()
+        self._restore()
+        self.phases.begin(self.start_epoch, self.say)
+        self.train_model: nn.Module = self.model
+        if self.cfg.compile:
+            self.train_model = torch.compile(self.model)  # type: ignore[assignment]
+        if self.info.enabled:
+            self.train_model = DDP(
+                self.train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self._setup_run_record()
+
+    def _setup_runtime(self) -> None:
+        cfg, device = self.cfg, self.device
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=False)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        elif device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        resolve_amp(cfg.amp, device)  # validates fp16-on-CPU with its one-line error
+        self.precision = auto_precision(device, cfg.amp, cfg.channels_last)
+        self.amp, self.channels_last = self.precision.amp, self.precision.channels_last
+        self.machine = machine_info(device)
+
+    def _setup_run_dir(self) -> None:
+        """The run folder; on resume its checkpoint, else a check that the folder holds no run yet."""
+        self.run_dir = run_dir_for(self.cfg)
+        self.last = self.run_dir / CHECKPOINT_FILE
+        self.resumed: Run | None = None
+        if self.cfg.resume:
+            if not self.last.is_file():
+                raise SenetError(f"--resume: no checkpoint {str(self.last)!r}; start without --resume or fix --output")
+            self.resumed = load_run(self.last)
+        elif self.last.is_file():
+            raise SenetError(
+                f"{str(self.run_dir)!r} already holds a run: add --resume to continue it or pick another --output"
+            )
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _setup_data(self) -> None:
+        cfg, info = self.cfg, self.info
+        self.task = create_task(cfg, info.rank)  # what a batch's loss and an evaluation are (senet.train.tasks)
+        # Rank 0 downloads (if asked) while the others wait, then everyone resolves the same path.
+        folders = tuple(s for s in (cfg.train_split, cfg.val_split) if s)
+        data_path = resolve_data(cfg.data, cfg.dataset, cfg.download, folders) if info.is_main else None
+        barrier(info)
+        if data_path is None:
+            data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
+        self.data_path = data_path
+        loaders = LoaderConfig.from_train_config(
+            cfg,
+            device=self.device,
+            rank=info.rank,
+            world_size=info.world_size,
+            channels_last=self.channels_last,
+            **self.task.loader_overrides,
+        )
+        source = run_source(data_path, split_options(cfg), self.run_dir, save=info.is_main, say=self.say)
+        self.data = create_loaders(source, loaders)
+        if self.data.skipped:
+            n = len(self.data.skipped)
+            self.say(f"senet train: skipping {n} undecodable image(s) (skip_bad_images), listed at the end")
+        self.num_classes = len(self.data.classes)
+        self.steps_per_epoch = len(self.data.train)
+        if self.steps_per_epoch == 0:
+            raise SenetError(f"batch size {cfg.batch_size} leaves no full training batch")
+
+    def _setup_model(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        if self.model_override is not None:
+            model = self.model_override
+        else:
+            # On resume the checkpoint restores every weight: the original network's file is not needed again.
+            weights = None if self.resumed is not None else cfg.weights
+            classes = self.task.model_classes(self.num_classes)
+            model = resolve_model(cfg.model, classes, cfg.model_kwargs, cfg.retrofit, weights)
+        if self.resumed is None and cfg.data_init_images > 0 and hasattr(model, "init_whitening"):
+            # A data-dependent init (SpeedNet's patch whitening) from the first training batches of epoch 0. Under
+            # DDP each rank sees its own slice; DDP's constructor then broadcasts rank 0's weights to all.
+            model.init_whitening(_first_images(self.data.train, cfg.data_init_images))
+        FreezePhases.check(cfg, self.info.enabled)  # before SyncBN touches the model
+        if cfg.sync_bn and self.info.enabled:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.phases = FreezePhases(model, cfg, self.info.enabled)  # after SyncBN swapped the norm layers
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+
+    def _setup_optim(self) -> None:
+        cfg = self.cfg
+        self.optimizer = create_optimizer(self.model, cfg)
+        self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
+        self.recipe = RecipeHooks(self.model, cfg, self.schedule.total, self.info.enabled)
+        self.hooks = build_hooks(self.recipe, self.phases, self.ema, self.model)
+
+    def _restore(self) -> None:
+        """Load the resumed checkpoint's state (all of it: weights, optimizer, schedule, RNG, position)."""
+        self.start_epoch, self.start_step, self.partial = 0, 0, [0.0, 0.0, 0.0]
+        if self.resumed is None:
+            return
+        ckpt = self.resumed.checkpoint or {}
         try:
-            model.load_state_dict(ckpt["model"])
+            self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
             raise SenetError(
-                f"checkpoint {str(last)!r} does not fit model {cfg.model!r}: {str(exc).splitlines()[0][:200]}"
+                f"checkpoint {str(self.last)!r} does not fit model {self.cfg.model!r}: "
+                f"{str(exc).splitlines()[0][:200]}"
             ) from exc
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.module.load_state_dict(ckpt["ema"])
-            ema.updates.fill_(int(ckpt["ema_updates"]))
-        hooks.load_state_dict(ckpt.get("hooks"))
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and ckpt.get("ema") is not None:
+            self.ema.module.load_state_dict(ckpt["ema"])
+            self.ema.updates.fill_(int(ckpt["ema_updates"]))
+        self.recipe.load_state_dict(ckpt.get("hooks"))
         set_rng_state(ckpt["rng"])
-        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        partial = list(ckpt.get("partial", partial))
-        say(f"senet train: resuming {str(last)!r} at epoch {start_epoch + 1}, step {start_step}")
+        self.start_epoch, self.start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+        self.partial = list(ckpt.get("partial", self.partial))
+        self.say(f"senet train: resuming {str(self.last)!r} at epoch {self.start_epoch + 1}, step {self.start_step}")
 
-    if cfg.freeze_epochs and start_epoch < cfg.freeze_epochs:
-        # The optimizer already holds every parameter; frozen ones get no gradient, so SGD/AdamW leave them alone.
-        from senet.retrofit import freeze_all_but_classifier, freeze_backbone
-
-        if cfg.retrofit:
-            freeze_backbone(model)
-            what = "the new attention parameters and the classifier"
-        else:
-            freeze_all_but_classifier(model)
-            what = "the classifier"
-        say(f"senet train: epochs 1-{cfg.freeze_epochs} train only {what}")
-
-    train_model: nn.Module = model
-    if cfg.compile:
-        train_model = torch.compile(model)  # type: ignore[assignment]
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    logger = _Logger(run_dir, cfg, info.is_main, say, task)
-    logger.epoch_rows(start_epoch)
-    resolved = config_to_dict(cfg)
-    resolved["resume"] = False
-    resolved["dataset"] = recorded_dataset(cfg, data_path)  # what was read, not the lookup name's default
-    meta = {
-        **code_version(),
-        "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
-        "device": str(device),
-        "amp": amp,
-        "channels_last": channels_last,
-        "precision_reason": precision.reason,
-        **machine,
-        "attention": model_attention(model),
-        "world_size": info.world_size,
-        "data_path": str(data_path),
-        "loader": data.loader,
-        "num_classes": num_classes,
-        "train_images": data.train.num_samples,
-        "argv": sys.argv,
-    }
-    if info.is_main:
-        import yaml
-
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+    def _setup_run_record(self) -> None:
+        """The run's record (config.yaml, meta.json, the fields every checkpoint repeats) and the first log lines."""
+        cfg, data, info = self.cfg, self.data, self.info
+        self.logger = MetricsLogger(self.run_dir, cfg, info.is_main, self.say, self.task)
+        self.logger.epoch_rows(self.start_epoch)
+        resolved = config_to_dict(cfg)
+        resolved["resume"] = False
+        resolved["dataset"] = recorded_dataset(cfg, self.data_path)  # what was read, not the lookup name's default
+        meta = self._meta()
+        self.run = Run(
+            path=self.run_dir,
+            config=resolved,
+            classes=list(data.classes),
+            class_names=list(data.class_names),
+            preprocess=data.preprocess,
+            meta=meta,
+            version=Run.version_of(meta),
+        )
+        if not info.is_main:
+            return
+        self.run.save()
+        machine = self.machine
         where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
-        say(f"senet train: {where}; {precision.reason}")
-        say(
-            f"senet train: {cfg.model} on {data_path} ({data.train.num_samples} train / {data.eval.num_samples} "
-            f"eval images, {num_classes} classes), {cfg.epochs} epochs x {steps_per_epoch} steps, device {device}, "
-            f"{amp}{', channels_last' if channels_last else ''}, world {info.world_size} -> {run_dir}"
+        self.say(f"senet train: {where}; {self.precision.reason}")
+        self.say(
+            f"senet train: {cfg.model} on {self.data_path} ({data.train.num_samples} train / "
+            f"{data.eval.num_samples} eval images, {self.num_classes} classes), {cfg.epochs} epochs x "
+            f"{self.steps_per_epoch} steps, device {self.device}, {self.amp}"
+            f"{', channels_last' if self.channels_last else ''}, world {info.world_size} -> {self.run_dir}"
         )
 
-    def make_state(epoch: int, step_in_epoch: int, sums: list[float]) -> dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
         return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            **code_version(),
+            "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+            "device": str(self.device),
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "precision_reason": self.precision.reason,
+            **self.machine,
+            "attention": model_attention(self.model),
+            "world_size": self.info.world_size,
+            "data_path": str(self.data_path),
+            "loader": self.data.loader,
+            "num_classes": self.num_classes,
+            "train_images": self.data.train.num_samples,
+            "argv": sys.argv,
+        }
+
+    # -- the loop ----------------------------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train from the start (or resumed) position to ``cfg.epochs`` or a stop; returns :attr:`result`."""
+        cfg = self.cfg
+        self.t_start = time.time()
+        with StopFlag() as self.stop:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                row = self.train_one_epoch(epoch)
+                if row is None:  # stopped inside the epoch (signal, non-finite loss): result says why
+                    break
+                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                    row.update(self.evaluate())
+                row["wall_time_s"] = time.time() - self.t_start
+                self.logger.log_epoch(row)  # type: ignore[union-attr]
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                    self.save(epoch + 1)
+                if self._stop_after_epoch(epoch):
+                    break
+        return self.result
+
+    def train_one_epoch(self, epoch: int) -> dict[str, Any] | None:
+        """Train ``epoch`` (0-based) from :attr:`start_step`; returns its log row (training columns, lr, time), or
+        ``None`` when the run stopped inside it (:attr:`result` says why; a signal also wrote a checkpoint)."""
+        self.train_model.train()
+        for hook in self.hooks:
+            hook.start_epoch(epoch)
+        self.data.train.set_epoch(epoch, self.start_step)
+        sums = self.partial if self.start_step else [0.0, 0.0, 0.0]
+        ep = _EpochProgress(epoch, self.start_step, torch.tensor(sums, dtype=torch.float64, device=self.device))
+        ep.bar = progress_bar(self.logger, epoch, self.cfg.epochs, self.steps_per_epoch, ep.step)
+        # The non-finite check and the stop flag are read on the host only every `check_every` steps (and at the last
+        # step of an epoch): a per-step `.item()` would make a fast GPU wait for the host each step. The first bad
+        # step is kept on the device, so the report names it exactly either way.
+        check_every = self.cfg.check_every or (1 if self.device.type == "cpu" else 25)
+        gstep_dev = torch.tensor(epoch * self.steps_per_epoch + ep.step, device=self.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        for x, y in self.data.train:
+            with autocast_context(self.device, self.amp):
+                loss, out = self.task.forward(self.train_model, x, y, epoch, ep.step)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), gstep_dev, first_bad)
+            gstep_dev += 1
+            checking = (ep.step + 1) % check_every == 0 or ep.step + 1 == self.steps_per_epoch
+            stop_seen = False
+            if checking:
+                bad, stop_seen = self._check_flags(first_bad)
+                if bad:
+                    self._report_non_finite(ep, first_bad)
+                    return None
+            self.train_step(loss)
+            with torch.no_grad():
+                ep.seen += self.task.accumulate(ep.sums, loss, out, y)
+            ep.step += 1
+            self.steps_this_call += 1
+            self._log_step(ep, loss, checking)
+            if (stop_seen or self._step_budget_spent()) and ep.step < self.steps_per_epoch:
+                self._interrupt(ep)
+                return None
+        close_bar(ep.bar)
+        all_reduce_sum(ep.sums, self.info)
+        self.start_step = 0
+        elapsed = time.time() - ep.t0
+        return {
+            "epoch": epoch + 1,
+            "epochs": self.cfg.epochs,
+            **self.task.train_columns(ep.sums),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "epoch_time_s": elapsed,
+            "img_per_s": float(ep.sums[2]) / max(1e-9, elapsed),
+        }
+
+    def train_step(self, loss: torch.Tensor) -> None:
+        """One optimizer step on ``loss`` (fp16-scaled, clipped by ``grad_clip``), then the schedule and hooks."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step()
+        for hook in self.hooks:
+            hook.after_step(self.schedule.step_count)
+
+    def evaluate(self) -> dict[str, Any]:
+        """The task's evaluation columns of the model (and of its EMA), plus ``eval_time_s``."""
+        t_eval = time.time()
+        kw = dict(device=self.device, amp=self.amp, dist_info=self.info)
+        model = self.train_model if not self.info.enabled else self.model
+        cols = self.task.eval_columns(self.task.evaluate(model, self.data.eval, self.num_classes, **kw), "eval")
+        if self.ema is not None:
+            e = self.task.evaluate(self.ema.module, self.data.eval, self.num_classes, **kw)
+            cols.update(self.task.eval_columns(e, "ema"))
+        cols["eval_time_s"] = time.time() - t_eval
+        return cols
+
+    # -- checkpoints and stops ---------------------------------------------------------------------------------------
+    def state_dict(self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None) -> dict[str, Any]:
+        """Everything an exact resume at ``epoch``/``step_in_epoch`` needs, plus the run's record."""
+        ema = self.ema
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "ema": ema.module.state_dict() if ema is not None else None,
             "ema_updates": int(ema.updates) if ema is not None else 0,
-            "hooks": hooks.state_dict(),
+            "hooks": self.recipe.state_dict(),
             "rng": rng_state(),
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
-            "partial": list(sums),
-            "config": resolved,
-            "classes": list(data.classes),
-            "class_names": list(data.class_names),
-            "preprocess": data.preprocess,
-            "version": {k: v for k, v in meta.items() if k in ("senet", "torch", "git_commit")},
+            "partial": list(sums or [0.0, 0.0, 0.0]),
+            **self.run.checkpoint_fields(),
         }
 
-    def checkpoint(epoch: int, step_in_epoch: int, sums: list[float]) -> None:
-        if info.is_main:
-            save_checkpoint(make_state(epoch, step_in_epoch, sums), last)
-        barrier(info)
+    def save(self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None) -> None:
+        """Write the checkpoint (rank 0, atomically) and wait for every rank."""
+        if self.info.is_main:
+            save_checkpoint(self.state_dict(epoch, step_in_epoch, sums), self.last)
+        barrier(self.info)
 
-    result: dict[str, Any] = {"status": "done"}
-    steps_this_call = 0
-    last_eval: dict[str, Any] = {}
-    t_start = time.time()
-    check_every = cfg.check_every or (1 if device.type == "cpu" else 25)
-    with _StopFlag() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
-            if cfg.freeze_epochs and epoch == cfg.freeze_epochs:
-                from senet.retrofit import unfreeze
+    def _step_budget_spent(self) -> bool:
+        return self.stop_after_steps is not None and self.steps_this_call >= self.stop_after_steps
 
-                unfreeze(model)
-            train_model.train()
-            for m in frozen_norms:  # a linear probe keeps the pretrained backbone's BN statistics
-                m.eval()
-            hooks.start_epoch(epoch)
-            data.train.set_epoch(epoch, start_step)
-            sums = torch.tensor(partial if start_step else [0.0, 0.0, 0.0], dtype=torch.float64, device=device)
-            t0, seen = time.time(), 0
-            bar = _progress(logger, epoch, cfg.epochs, steps_per_epoch, start_step)
-            step = start_step
-            # The non-finite check and the stop flag are read on the host only every `check_every` steps (and at
-            # the last step of an epoch): a per-step `.item()` would make a fast GPU wait for the host each step.
-            # The first bad step is kept on the device, so the report names it exactly either way.
-            gstep_dev = torch.tensor(epoch * steps_per_epoch + step, device=device)
-            first_bad = torch.full((), -1, dtype=torch.long, device=device)
-            for x, y in data.train:
-                with autocast_context(device, amp):
-                    loss, out = task.forward(train_model, x, y, epoch, step)
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), gstep_dev, first_bad)
-                gstep_dev += 1
-                checking = (step + 1) % check_every == 0 or step + 1 == steps_per_epoch
-                stop_seen = False
-                if checking:
-                    flags = torch.stack(
-                        [
-                            (first_bad >= 0).double(),
-                            torch.tensor(float(bool(stop.signum)), device=device, dtype=torch.float64),
-                        ]
-                    )
-                    all_reduce_sum(flags, info)
-                    bad_now, stop_seen = flags.tolist()
-                    if bad_now > 0:
-                        gstep = int(first_bad) if int(first_bad) >= 0 else epoch * steps_per_epoch + step
-                        _close(bar)
-                        where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
-                        say(
-                            f"senet train: non-finite loss at step {gstep} (epoch {epoch + 1}, batch "
-                            f"{gstep - epoch * steps_per_epoch}); stopping; {where}. Lower --lr, add warmup_epochs, "
-                            "or use amp fp32."
-                        )
-                        result = {"status": "non_finite_loss", "step": gstep, "epoch": epoch + 1}
-                        break
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                schedule.step()
-                hooks.after_step(schedule.step_count)
-                if ema is not None:
-                    ema.update(model)
-                with torch.no_grad():
-                    n = task.accumulate(sums, loss, out, y)
-                seen += n
-                step += 1
-                steps_this_call += 1
-                _advance(bar, seen * info.world_size / max(1e-9, time.time() - t0), loss if checking else None)
-                if logger.mode == "lines" and step % cfg.log_interval == 0 and info.is_main:
-                    say(
-                        f"  epoch {epoch + 1} step {step}/{steps_per_epoch} loss {float(loss.detach()):.4f} "
-                        f"{seen * info.world_size / max(1e-9, time.time() - t0):.0f} img/s"
-                    )
-                want_stop = stop_seen > 0 or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
-                if want_stop and step < steps_per_epoch:
-                    _close(bar)
-                    checkpoint(epoch, step, sums.tolist())
-                    how = f"senet train --output {run_dir} --resume"
-                    say(f"senet train: stopped at epoch {epoch + 1}, step {step}; checkpoint {last}. Resume: {how}")
-                    result = {"status": "interrupted", "epoch": epoch + 1, "step": step, "resume": how}
-                    break
-            else:
-                _close(bar)
-                all_reduce_sum(sums, info)
-                start_step = 0
-                elapsed = time.time() - t0
-                row: dict[str, Any] = {
-                    "epoch": epoch + 1,
-                    "epochs": cfg.epochs,
-                    **task.train_columns(sums),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "epoch_time_s": elapsed,
-                    "img_per_s": float(sums[2]) / max(1e-9, elapsed),
-                }
-                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                    t_eval = time.time()
-                    last_eval = task.evaluate(
-                        train_model if not info.enabled else model,
-                        data.eval,
-                        num_classes,
-                        device=device,
-                        amp=amp,
-                        dist_info=info,
-                    )
-                    row.update(task.eval_columns(last_eval, "eval"))
-                    if ema is not None:
-                        e = task.evaluate(ema.module, data.eval, num_classes, device=device, amp=amp, dist_info=info)
-                        row.update(task.eval_columns(e, "ema"))
-                    row["eval_time_s"] = time.time() - t_eval
-                row["wall_time_s"] = time.time() - t_start
-                logger.log_epoch(row)
-                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-                    checkpoint(epoch + 1, 0, [0.0, 0.0, 0.0])
-                stopping = stop.signum is not None or (
-                    stop_after_steps is not None and steps_this_call >= stop_after_steps
-                )
-                if stopping and epoch + 1 < cfg.epochs:
-                    if (epoch + 1) % cfg.checkpoint_every:
-                        checkpoint(epoch + 1, 0, [0.0, 0.0, 0.0])
-                    how = f"senet train --output {run_dir} --resume"
-                    say(f"senet train: stopped after epoch {epoch + 1}; checkpoint {last}. Resume: {how}")
-                    result = {"status": "interrupted", "epoch": epoch + 1, "step": 0, "resume": how}
-                    break
-                continue
-            break
-    logger.close()
-    final = logger.rows[-1] if logger.rows else {}
-    result.update(
-        model=cfg.model,
-        run_dir=str(run_dir),
-        checkpoint=str(last),
-        epochs_done=final.get("epoch", start_epoch),
-        train_time_s=round(time.time() - t_start, 1),
-    )
-    result.update(task.result_fields(final))
-    if data.skipped:
-        result.update(skipped_images=len(data.skipped), skipped=list(data.skipped))
-        say(f"senet train: skipped {len(data.skipped)} undecodable image(s): " + ", ".join(data.skipped))
-    if info.is_main:
-        atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2) + "\n")
-        if cfg.ledger and result["status"] == "done":
-            from .ledger import append_row, row_from_run
+    def _check_flags(self, first_bad: torch.Tensor) -> tuple[bool, bool]:
+        """(a non-finite loss was seen, a stop was asked for) on any rank: one host sync."""
+        signalled = float(bool(self.stop.signum)) if self.stop is not None else 0.0
+        flags = torch.stack(
+            [(first_bad >= 0).double(), torch.tensor(signalled, device=self.device, dtype=torch.float64)]
+        )
+        all_reduce_sum(flags, self.info)
+        bad, stop = flags.tolist()
+        return bad > 0, stop > 0
 
-            append_row(cfg.ledger, row_from_run(run_dir, cfg.experiment or Path(cfg.ledger).stem))
-            say(f"senet train: result appended to the ledger {cfg.ledger}")
-    return result
+    def _report_non_finite(self, ep: _EpochProgress, first_bad: torch.Tensor) -> None:
+        spe = self.steps_per_epoch
+        gstep = int(first_bad) if int(first_bad) >= 0 else ep.epoch * spe + ep.step
+        close_bar(ep.bar)
+        where = f"last good checkpoint: {self.last}" if self.last.is_file() else "no checkpoint was written yet"
+        self.say(
+            f"senet train: non-finite loss at step {gstep} (epoch {ep.epoch + 1}, batch {gstep - ep.epoch * spe}); "
+            f"stopping; {where}. Lower --lr, add warmup_epochs, or use amp fp32."
+        )
+        self.result = {"status": "non_finite_loss", "step": gstep, "epoch": ep.epoch + 1}
 
+    def _log_step(self, ep: _EpochProgress, loss: torch.Tensor, checking: bool) -> None:
+        world = self.info.world_size
+        advance_bar(ep.bar, ep.speed(world), loss if checking else None)
+        if self.logger.mode == "lines" and ep.step % self.cfg.log_interval == 0 and self.info.is_main:  # type: ignore[union-attr]
+            self.say(
+                f"  epoch {ep.epoch + 1} step {ep.step}/{self.steps_per_epoch} loss {float(loss.detach()):.4f} "
+                f"{ep.speed(world):.0f} img/s"
+            )
 
-def _freeze_for_probe(model: nn.Module) -> list[nn.Module]:
-    """``--freeze backbone``: only the classifier trains; returns the backbone's norm layers, kept in eval mode."""
-    from senet.retrofit import classifier_name, freeze_all_but_classifier
+    def _interrupt(self, ep: _EpochProgress) -> None:
+        """A stop inside an epoch: checkpoint the exact position (partial sums too) and say how to resume."""
+        close_bar(ep.bar)
+        self.save(ep.epoch, ep.step, ep.sums.tolist())
+        how = f"senet train --output {self.run_dir} --resume"
+        self.say(
+            f"senet train: stopped at epoch {ep.epoch + 1}, step {ep.step}; checkpoint {self.last}. Resume: {how}"
+        )
+        self.result = {"status": "interrupted", "epoch": ep.epoch + 1, "step": ep.step, "resume": how}
 
-    freeze_all_but_classifier(model)
-    head = classifier_name(model)
-    norms = (nn.modules.batchnorm._NormBase,)
-    return [m for n, m in model.named_modules() if isinstance(m, norms) and not n.startswith(f"{head}.")]
+    def _stop_after_epoch(self, epoch: int) -> bool:
+        """After an epoch: stop (checkpointed at its end) when a signal or the step budget asks and epochs remain."""
+        stopping = (self.stop is not None and self.stop.signum is not None) or self._step_budget_spent()
+        if not stopping or epoch + 1 >= self.cfg.epochs:
+            return False
+        if (epoch + 1) % self.cfg.checkpoint_every:
+            self.save(epoch + 1)
+        how = f"senet train --output {self.run_dir} --resume"
+        self.say(f"senet train: stopped after epoch {epoch + 1}; checkpoint {self.last}. Resume: {how}")
+        self.result = {"status": "interrupted", "epoch": epoch + 1, "step": 0, "resume": how}
+        return True
+
+    # -- the end -----------------------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """The result dict (status, where, final metrics); written to result.json and, when done, the ledger."""
+        cfg, result = self.cfg, self.result
+        self.logger.close()  # type: ignore[union-attr]
+        rows = self.logger.rows  # type: ignore[union-attr]
+        final = rows[-1] if rows else {}
+        result.update(
+            model=cfg.model,
+            run_dir=str(self.run_dir),
+            checkpoint=str(self.last),
+            epochs_done=final.get("epoch", self.start_epoch),
+            train_time_s=round(time.time() - self.t_start, 1),
+        )
+        result.update(self.task.result_fields(final))
+        skipped = self.data.skipped
+        if skipped:
+            result.update(skipped_images=len(skipped), skipped=list(skipped))
+            self.say(f"senet train: skipped {len(skipped)} undecodable image(s): " + ", ".join(skipped))
+        if self.info.is_main:
+            atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
+            if cfg.ledger and result["status"] == "done":
+                append_row(cfg.ledger, row_from_run(self.run_dir, cfg.experiment or Path(cfg.ledger).stem))
+                self.say(f"senet train: result appended to the ledger {cfg.ledger}")
+        return result
+
+    def close(self) -> None:
+        """Leave the process group (DDP); safe to call after a failed setup."""
+        cleanup(self.info)
 
 
 def _first_images(loader: Any, n: int) -> torch.Tensor:
@@ -565,36 +570,3 @@ def _first_images(loader: Any, n: int) -> torch.Tensor:
         if count >= n:
             break
     return torch.cat(got)[:n]
-
-
-def _progress(logger: _Logger, epoch: int, epochs: int, total: int, done: int) -> Any:
-    if logger.mode != "bar":
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    p = Progress(
-        TextColumn(f"epoch {epoch + 1}/{epochs}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[speed]:>6.0f} img/s  loss {task.fields[loss]:.4f}"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    p.start()
-    p.add_task("train", total=total, completed=done, speed=0.0, loss=math.nan)
-    return p
-
-
-def _advance(bar: Any, speed: float, loss: torch.Tensor | None) -> None:
-    """One step on the bar; the loss (a host sync) is shown only on the steps that check it anyway."""
-    if bar is None:
-        return
-    if loss is None:
-        bar.update(bar.task_ids[0], advance=1, speed=speed)
-    else:
-        bar.update(bar.task_ids[0], advance=1, speed=speed, loss=float(loss.detach()))
-
-
-def _close(bar: Any) -> None:
-    if bar is not None:
-        bar.stop()

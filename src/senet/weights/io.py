@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from senet.errors import SenetError
+from senet.runs import Run, is_run_checkpoint
 
 __all__ = [
     "Checkpoint",
@@ -241,18 +242,17 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 def _senet_train_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Model, class names and preprocessing recorded by ``senet train`` (format tag ``senet.train/1``)."""
-    if not str(obj.get("format", "")).startswith("senet.train/"):
+    if not is_run_checkpoint(obj):
         return {}
-    cfg = obj.get("config") if isinstance(obj.get("config"), Mapping) else {}
-    pre = obj.get("preprocess") if isinstance(obj.get("preprocess"), Mapping) else {}
+    run = Run.from_checkpoint(obj)
     meta: dict[str, Any] = {}
-    if isinstance(cfg.get("model"), str):
-        meta["model"] = cfg["model"]
-        meta["model_kwargs"] = dict(cfg.get("model_kwargs") or {})
-    names = obj.get("class_names") or obj.get("classes")
-    if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
-        meta["class_names"] = list(names)
-        meta["num_classes"] = len(names)
+    if isinstance(run.config.get("model"), str):
+        meta["model"] = run.model_name
+        meta["model_kwargs"] = dict(run.config.get("model_kwargs") or {})
+    if run.class_names:
+        meta["class_names"] = list(run.class_names)
+        meta["num_classes"] = len(run.class_names)
+    pre = run.preprocess
     for key in ("mean", "std", "crop_pct"):
         if pre.get(key) is not None:
             meta[key] = list(pre[key]) if isinstance(pre[key], list | tuple) else pre[key]
