@@ -19,7 +19,7 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every discovered subcommand."""
-    from senet import __version__
+    from senet._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="senet",
