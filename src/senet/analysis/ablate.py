@@ -20,6 +20,8 @@ import torch
 
 from senet.bench.flops import count_macs, count_params
 from senet.bench.speed import model_input_size, time_model
+from senet.errors import SenetError
+from senet.models import create_model, is_model
 from senet.train.checkpoint import build_model
 from senet.train.grids import GRIDS, Cell, Grid, load_grid, named_grid
 from senet.train.sweep import TrainFn, senet_train_fn
@@ -30,6 +32,7 @@ from senet.utils.optional import optional
 from senet.utils.table import markdown_table
 
 from .plots import plot_ablation
+from .recorder import parse_block_name
 
 __all__ = [
     "Cell",
@@ -44,6 +47,9 @@ __all__ = [
     "config_key",
     "senet_train_fn",
     "cell_cost",
+    "select_grids",
+    "filter_cells",
+    "ablate",
 ]
 
 
@@ -189,3 +195,56 @@ def cell_cost(
     size = model_input_size(net, model)
     speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters).throughput if throughput else None
     return {"params": count_params(net), "macs": count_macs(net, torch.randn(1, *size)).macs, "throughput": speed}
+
+
+def select_grids(spec: str, model: str, cells: str | None = None) -> list[Grid]:
+    """The named grids of ``spec`` (``"reduction,gate"``) for ``model``, keeping only ``cells`` (labels) if given.
+
+    The ``stages`` grid uses the model's own stage numbers (read from its paper-style attention names). A grid none
+    of whose cells is listed in ``cells`` keeps them all.
+
+    Raises:
+        SenetError: unknown model, grid or cell label.
+    """
+    if not is_model(model):
+        raise SenetError(f"unknown model {model!r}; see `senet summary --list` or senet.models.list_models()")
+    probe = create_model(model, attn_layer="se")
+    stages = sorted({p[0] for p in (parse_block_name(n) for n, _ in probe.attention_modules()) if p})
+    return filter_cells([named_grid(g.strip(), stages) for g in spec.split(",") if g.strip()], cells)
+
+
+def filter_cells(grids: list[Grid], cells: str | None) -> list[Grid]:
+    """Keep only the cells labelled in ``cells`` (comma-separated); a grid with none of them keeps them all."""
+    if not cells:
+        return grids
+    wanted = {c.strip() for c in cells.split(",") if c.strip()}
+    known = {c.label for g in grids for c in g.cells}
+    if wanted - known:
+        raise SenetError(f"--cells: unknown cell(s) {', '.join(sorted(wanted - known))}; known: {', '.join(known)}")
+    for g in grids:
+        g.cells = [c for c in g.cells if c.label in wanted] or g.cells
+    return grids
+
+
+def ablate(
+    grid: Grid,
+    base: Mapping[str, Any],
+    out_dir: str | os.PathLike[str],
+    *,
+    cost: bool = True,
+    throughput: bool = True,
+    **sweep: Any,
+) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """``senet ablate`` for one grid: train what is missing (:func:`senet.train.sweep.run_grid`, ``**sweep`` are its
+    options), measure each cell's cost, write the tables; returns the rows and the written files."""
+    records = run_sweep(grid, senet_train_fn, out_dir, base, **sweep)
+    costs: dict[str, dict[str, Any]] = {}
+    for cell in grid.cells if cost else []:
+        try:
+            kwargs = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
+            costs[cell.label] = cell_cost(base["model"], kwargs, throughput=throughput)
+        except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
+            costs[cell.label] = {"error": str(exc)}
+    seeds = sweep.get("seeds", 3)
+    rows = summarize(grid, records, costs, seeds=seeds if isinstance(seeds, int) else len(list(seeds)))
+    return rows, write_tables(grid, rows, out_dir)
