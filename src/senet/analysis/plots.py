@@ -23,6 +23,7 @@ __all__ = [
     "plot_within_class",
     "plot_depth_summary",
     "plot_ablation",
+    "plot_excitation_figures",
     "plot_confusion",
     "plot_curves",
 ]
@@ -177,6 +178,45 @@ def plot_ablation(
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_excitation_figures(
+    stats: Any,
+    blocks: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    classes: Sequence[int],
+    class_names: Sequence[str],
+) -> list[Path]:
+    """``senet analyze``'s three figures from recorded statistics: ``classwise.png`` and ``within_class.png`` (of
+    ``blocks``; the within-class one for ``classes[0]``) and ``depth_summary.png`` (every block).
+
+    ``stats`` is a :class:`senet.analysis.ExcitationStats` (``Recorder.stats``).
+    """
+    out = Path(out_dir)
+    s = {b: stats.blocks[b] for b in blocks}
+    summary = stats.summary()
+    return [
+        plot_classwise(
+            {b: v.mean for b, v in s.items()},
+            {b: v.count for b, v in s.items()},
+            out / "classwise.png",
+            classes=classes,
+            class_names=class_names,
+        ),
+        plot_within_class(
+            {b: v.mean for b, v in s.items()},
+            {b: v.std() for b, v in s.items()},
+            out / "within_class.png",
+            class_index=classes[0],
+            class_name=class_names[classes[0]],
+        ),
+        plot_depth_summary(
+            [r["block"] for r in summary],
+            [r["specificity"] for r in summary],
+            [r["saturation"] for r in summary],
+            out / "depth_summary.png",
+        ),
+    ]
 
 
 def plot_confusion(

@@ -1,4 +1,5 @@
-"""One image, preprocessed exactly as a run's evaluation saw it (``senet predict``, ONNX calibration batches).
+"""One image, preprocessed exactly as a run's evaluation saw it (``senet predict``, ONNX calibration batches), and
+an output image encoded back to PNG (``senet denoise``).
 
 ``pre`` is the run's preprocessing record (as a checkpoint stores it): ``kind`` (``"tensor"`` for the in-memory
 small-image loader, else the file loader), ``img_size``, ``mean``, ``std`` and, for file loaders, ``crop_pct``.
@@ -10,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torchvision.io import encode_png
 from torchvision.transforms import v2
 
 from .imagenet import eval_transform
 
-__all__ = ["preprocess"]
+__all__ = ["preprocess", "to_png"]
 
 
 def preprocess(img: torch.Tensor, pre: Mapping[str, Any]) -> torch.Tensor:
@@ -27,3 +29,8 @@ def preprocess(img: torch.Tensor, pre: Mapping[str, Any]) -> torch.Tensor:
         return v2.functional.normalize(x, pre["mean"], pre["std"])
     t = eval_transform(int(pre["img_size"]), float(pre.get("crop_pct", 0.875)), pre["mean"], pre["std"])
     return t(img).to(torch.float32)
+
+
+def to_png(img: torch.Tensor) -> bytes:
+    """A float C x H x W image in [0, 1] -> PNG bytes (rounded to uint8), e.g. a denoiser's output."""
+    return bytes(encode_png(img.mul(255).round().to(dtype=torch.uint8)).numpy())
