@@ -1,6 +1,7 @@
-"""The package's import graph: no cycle between senet's subpackages, and ``senet.layers`` at the bottom.
+"""The package layout: no import cycle between senet's subpackages, ``senet.layers`` at the bottom, and
+``senet.retrofit`` a plain function beside its package.
 
-Read from the source with ``ast`` (nothing is imported), counting top-level AND in-function imports: a lazy import
+The import graph is read from the source with ``ast`` (nothing is imported), counting top-level AND in-function imports: a lazy import
 hides a cycle from Python at import time but not from a reader.
 """
 
@@ -99,3 +100,15 @@ def test_models_do_not_import_weights() -> None:
 def test_cycle_finder_sees_a_lazy_cycle() -> None:
     assert _find_cycle({"a": {"b": []}, "b": {"a": []}}) == ["a", "b", "a"]
     assert _find_cycle({"a": {"b": []}, "b": {}}) is None
+
+
+def test_retrofit_is_a_function_and_its_package_still_imports() -> None:
+    import inspect
+
+    from senet import retrofit
+    from senet.retrofit import attention_modules  # the package, found in sys.modules
+    from senet.retrofit.core import retrofit as core_retrofit
+
+    assert inspect.isfunction(retrofit) and retrofit is core_retrofit is senet.retrofit
+    assert list(inspect.signature(retrofit).parameters)[:3] == ["model", "attn_layer", "position"]
+    assert callable(attention_modules)
