@@ -1,7 +1,8 @@
 """The package layout: no import cycle between senet's subpackages, ``senet.layers`` at the bottom, and
 ``senet.retrofit`` a plain function beside its package.
 
-The import graph is read from the source with ``ast`` (nothing is imported), counting top-level AND in-function imports: a lazy import
+The import graph is read from the source with ``ast`` (nothing is imported), counting top-level AND in-function
+imports: a lazy import
 hides a cycle from Python at import time but not from a reader.
 """
 
