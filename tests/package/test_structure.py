@@ -113,3 +113,12 @@ def test_retrofit_is_a_function_and_its_package_still_imports() -> None:
     assert inspect.isfunction(retrofit) and retrofit is core_retrofit is senet.retrofit
     assert list(inspect.signature(retrofit).parameters)[:3] == ["model", "attn_layer", "position"]
     assert callable(attention_modules)
+
+
+def test_sweep_runner_lives_in_train_and_stays_importable_from_analysis() -> None:
+    from senet.analysis import ablate
+    from senet.train import grids, sweep
+
+    assert ablate.run_sweep is sweep.run_grid and ablate.config_key is sweep.run_key
+    assert ablate.senet_train_fn is sweep.senet_train_fn and ablate.Grid is grids.Grid
+    assert "analysis" not in import_graph().get("train", {})
