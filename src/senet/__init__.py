@@ -5,18 +5,16 @@
 >>> fast = senet.optimize(model, example_batch)   # fastest checked inference form on this machine (measured)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from . import retrofit  # callable module: senet.retrofit(model, ...) and senet.retrofit.<helpers>
+from ._version import __version__
 from .errors import SenetError
 from .export.fast import optimize
+from .factory import create_model
 from .layers import create_attn, list_attn
-from .models import create_model, list_models
+from .models import list_models
 
-try:
-    __version__ = version("senet")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+# The function, not the subpackage: `senet.retrofit(model, "se")`; its helpers stay importable from the package
+# (`from senet.retrofit import attention_modules`), which the import system finds in sys.modules, not here.
+from .retrofit import retrofit
 
 __all__ = [
     "SenetError",

@@ -11,7 +11,8 @@ from senet.models import _registry, create_model, is_model, list_models, registe
 
 
 def test_exported_from_senet() -> None:
-    assert senet.create_model is create_model
+    # senet.create_model is the registry's factory plus weight loading (senet/factory.py).
+    assert senet.create_model is senet.factory.create_model
     assert senet.list_models is list_models
 
 
@@ -78,10 +79,17 @@ def test_pretrained_calls_load_pretrained(monkeypatch: pytest.MonkeyPatch) -> No
 
     calls = []
     monkeypatch.setattr(senet.weights, "load_pretrained", lambda model, src: calls.append((model, src)))
-    m = create_model("resnet20", pretrained="some/file.safetensors")
+    m = senet.create_model("resnet20", pretrained="some/file.safetensors")
     assert calls == [(m, "some/file.safetensors")]
-    create_model("resnet20")
+    senet.create_model("resnet20")
     assert len(calls) == 1
+
+
+def test_registry_builds_without_weights() -> None:
+    # Loading weights is senet.create_model's job (above the registry), so models never imports weights.
+    with pytest.raises(SenetError, match=r"senet\.create_model"):
+        create_model("resnet20", pretrained="some/file.safetensors")
+    assert create_model("resnet20", pretrained=None).num_classes == 10
 
 
 @pytest.mark.parametrize("name", ["resnet20", "mobilenet_v2", "vgg16_bn"])

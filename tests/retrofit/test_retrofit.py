@@ -209,7 +209,7 @@ def test_attention_modules_paper_names_and_gate_hooks():
     names = [n for n, _ in model.attention_modules()]
     expected = [f"SE_{s}_{b}" for s, n in zip((2, 3, 4, 5), (3, 4, 6, 3)) for b in range(1, n + 1)]
     assert names == expected
-    assert [n for n, _ in senet.retrofit.attention_modules(model)] == expected
+    assert [n for n, _ in attention_modules(model)] == expected
     gates = []
     for _, block in model.attention_modules():
         block.gate.register_forward_hook(lambda m, a, o: gates.append(o.shape))

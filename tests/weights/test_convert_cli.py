@@ -38,7 +38,7 @@ def test_convert_writes_verified_safetensors(timm_seresnet18, tmp_path: Path, ca
     assert meta["class_names"][6] == "class 6" and meta["input_size"] == [3, 224, 224]
     assert meta["mean"] == [0.485, 0.456, 0.406] and meta["interpolation"] == "bilinear"
 
-    from senet.models import create_model
+    from senet import create_model
 
     model = create_model("se_resnet18", num_classes=7, pretrained=str(out), **meta["model_kwargs"]).eval()
     x = torch.randn(2, 3, 96, 96)
@@ -64,7 +64,7 @@ def test_convert_errors_are_one_line(timm_seresnet18, tmp_path: Path, capsys: py
 
 def test_convert_senet_training_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A `senet train` checkpoint names its model, classes and preprocessing: convert carries them over."""
-    from senet.models import create_model
+    from senet import create_model
 
     model = randomize_(create_model("se_resnet20", num_classes=3, attn_kwargs={"rd_min": 2}))
     ckpt = {

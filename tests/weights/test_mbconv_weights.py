@@ -17,8 +17,8 @@ import pytest
 import torch
 from _weights_refs import randomize_
 
+from senet import create_model
 from senet.errors import SenetError
-from senet.models import create_model
 from senet.weights import convert_checkpoint, get_pretrained_cfg, load_pretrained
 
 RTOL = 1e-5

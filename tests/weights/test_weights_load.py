@@ -22,7 +22,7 @@ from senet.weights import (
 
 
 def _create(name: str, **kw):
-    from senet.models import create_model
+    from senet import create_model
 
     return create_model(name, **kw)
 
@@ -194,7 +194,7 @@ def test_torchvision_cfgs_match_torchvision_metadata() -> None:
 
 def test_moskomule_cifar_se_resnet20() -> None:
     """senet.pytorch's CifarSEResNet: torchvision names, 1x1+BN projections, bias-free Linear SE, r=16 (width 1)."""
-    from senet.models import create_model
+    from senet import create_model
 
     with torch.device("meta"):
         plain = create_model("resnet20")

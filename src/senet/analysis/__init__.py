@@ -4,7 +4,8 @@
 * :mod:`~senet.analysis.stats` — class-specificity and saturation of each block; ``.npz`` save/load.
 * :mod:`~senet.analysis.plots` — the paper's excitation figures from arrays (matplotlib, Agg).
 * :func:`prune_attention` — replace chosen attention blocks by identity.
-* :mod:`~senet.analysis.ablate` — the paper's ablation grids as resumable sweeps of training runs.
+* :mod:`~senet.analysis.ablate` — tables and figures of the paper's ablation grids (the grids and their runner are
+  :mod:`senet.train.grids` and :mod:`senet.train.sweep`).
 """
 
 from .prune import module_paths, prune_attention, select_blocks

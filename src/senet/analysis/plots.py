@@ -2,7 +2,8 @@
 
 Every function takes plain NumPy arrays (as saved by :func:`~senet.analysis.stats.save_stats`), writes one PNG with
 the Agg backend and returns its path, so they are testable without training anything. Channels are plotted in
-index order, as in the paper.
+index order, as in the paper. The commands' own figures live here too: the confusion matrix of ``senet eval``
+(:func:`plot_confusion`) and the training curves of ``senet compare`` (:func:`plot_curves`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_classwise", "plot_within_class", "plot_depth_summary", "plot_ablation"]
+from senet.utils.io import atomic_open
+from senet.utils.optional import pyplot
+
+__all__ = [
+    "plot_classwise",
+    "plot_within_class",
+    "plot_depth_summary",
+    "plot_ablation",
+    "plot_excitation_figures",
+    "plot_confusion",
+    "plot_curves",
+]
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib is an optional dependency
-    from senet.utils.optional import pyplot
-
+def _pyplot():  # noqa: ANN202 - matplotlib is an optional dependency, imported by pyplot() on first use
     return pyplot("the excitation and ablation figures")
 
 
@@ -167,3 +178,109 @@ def plot_ablation(
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_excitation_figures(
+    stats: Any,
+    blocks: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    classes: Sequence[int],
+    class_names: Sequence[str],
+) -> list[Path]:
+    """``senet analyze``'s three figures from recorded statistics: ``classwise.png`` and ``within_class.png`` (of
+    ``blocks``; the within-class one for ``classes[0]``) and ``depth_summary.png`` (every block).
+
+    ``stats`` is a :class:`senet.analysis.ExcitationStats` (``Recorder.stats``).
+    """
+    out = Path(out_dir)
+    s = {b: stats.blocks[b] for b in blocks}
+    summary = stats.summary()
+    return [
+        plot_classwise(
+            {b: v.mean for b, v in s.items()},
+            {b: v.count for b, v in s.items()},
+            out / "classwise.png",
+            classes=classes,
+            class_names=class_names,
+        ),
+        plot_within_class(
+            {b: v.mean for b, v in s.items()},
+            {b: v.std() for b, v in s.items()},
+            out / "within_class.png",
+            class_index=classes[0],
+            class_name=class_names[classes[0]],
+        ),
+        plot_depth_summary(
+            [r["block"] for r in summary],
+            [r["specificity"] for r in summary],
+            [r["saturation"] for r in summary],
+            out / "depth_summary.png",
+        ),
+    ]
+
+
+def plot_confusion(
+    conf: Sequence[Sequence[int]], names: Sequence[str], path: str | os.PathLike[str], title: str
+) -> None:
+    """A row-normalised confusion matrix (true rows, predicted columns) as a PNG; counts in the cells up to 30 classes.
+
+    ``senet eval --plot`` draws it.
+    """
+    plt = pyplot("the confusion-matrix plot (--plot none skips it)")
+    c = np.asarray(conf, dtype=float)
+    norm = c / np.maximum(c.sum(1, keepdims=True), 1)
+    k = len(names)
+    size = max(5.0, min(20.0, 0.45 * k + 2))
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if k <= 30:
+        ax.set_xticks(range(k), names, rotation=90)
+        ax.set_yticks(range(k), names)
+        for i in range(k):
+            for j in range(k):
+                if c[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        int(c[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(runs: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
+    """Training loss and test top-1 per epoch of several runs, side by side, as a PNG (``senet compare --plot``).
+
+    Each run is a mapping with ``config`` (``model``, ``seed``) and ``rows`` (per-epoch ``epoch``, ``train_loss`` and,
+    on evaluated epochs, ``eval_top1``), as the run folder's metrics hold them.
+    """
+    plt = pyplot("the --plot of training curves")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in runs:
+        ep = [x["epoch"] for x in r["rows"]]
+        label = f"{r['config'].get('model', '?')} s{r['config'].get('seed', '?')}"
+        a.plot(ep, [x["train_loss"] for x in r["rows"]], marker=".", label=label)
+        ev = [(x["epoch"], x["eval_top1"]) for x in r["rows"] if "eval_top1" in x]
+        if ev:
+            b.plot(*zip(*ev), marker=".", label=label)
+    a.set_xlabel("epoch")
+    a.set_ylabel("train loss")
+    b.set_xlabel("epoch")
+    b.set_ylabel("test top-1 accuracy %")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

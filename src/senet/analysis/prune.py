@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from torch import nn
 
+from senet.errors import SenetError
+
 from .recorder import attention_blocks, parse_block_name
 
 __all__ = ["select_blocks", "prune_attention", "module_paths"]
@@ -33,8 +35,6 @@ def select_blocks(
 
     With both criteria a block must meet both. Stage numbers are the first number of paper-style names.
     """
-    from senet.errors import SenetError
-
     if stages is None and max_specificity is None:
         raise SenetError("choose blocks to prune with --stages and/or --max-specificity")
     chosen = list(names)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from senet.errors import SenetError
+
 __all__ = ["SAT_LOW", "SAT_HIGH", "ClassStats", "ExcitationStats", "save_stats", "load_stats"]
 
 #: Excitation values below this count as "saturated at 0".
@@ -185,8 +187,6 @@ def save_stats(stats: ExcitationStats, path: str | os.PathLike[str]) -> Path:
 
 def load_stats(path: str | os.PathLike[str]) -> ExcitationStats:
     """Read a file written by :func:`save_stats`."""
-    from senet.errors import SenetError
-
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

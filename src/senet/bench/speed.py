@@ -8,6 +8,7 @@ the reported latency is the median over timed iterations (robust to a noisy shar
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -98,8 +99,6 @@ def time_model(
     an SGD step in train mode (on a deep copy, so the caller's weights are untouched). ``dtype="bf16"``/``"fp16"``
     uses autocast, the usual way to run mixed precision.
     """
-    import copy
-
     if mode not in ("infer", "train"):
         raise ValueError(f"mode must be 'infer' or 'train', got {mode!r}")
     if dtype not in _DTYPES:

@@ -1,8 +1,10 @@
 """The ``senet`` command line: one console script, one subcommand per module in this package.
 
 Each ``senet/cli/<name>.py`` that defines ``add_parser(subparsers)`` and ``run(args) -> int`` becomes
-``senet <name>`` (underscores become dashes). Modules import heavy dependencies inside ``run`` so that
-``senet --help`` stays fast.
+``senet <name>`` (underscores become dashes). A command that takes free-form ``--key value`` arguments (``senet
+train``'s config overrides) sets an ``extra_args(tokens) -> dict`` default on its parser: :func:`main` passes it
+the tokens argparse did not know and sets the returned attributes; for other commands unknown tokens are an error.
+Optional dependencies (matplotlib, onnxruntime, ...) are imported where they are used, never at import.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from senet._version import __version__
+
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every discovered subcommand."""
-    from senet import __version__
-
     parser = argparse.ArgumentParser(
         prog="senet",
         description="Squeeze-and-Excitation networks and channel attention (SE, ECA, CBAM) for PyTorch.",
@@ -40,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``senet`` console script. Returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    extra_args = getattr(args, "extra_args", None)
+    if extra and extra_args is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra_args is not None:
+        vars(args).update(extra_args(extra))
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 1

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+from senet.analysis.ablate import GRIDS, ablate, filter_cells, load_grid, select_grids
+from senet.errors import SenetError
+from senet.train import load_config
+from senet.train.config import parse_value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from senet.analysis.ablate import GRIDS
-
     p = subparsers.add_parser(
         "ablate",
         help="run the paper's ablations (reduction, squeeze, gate, stages, position, ...) as a sweep",
@@ -71,21 +76,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from senet.analysis.ablate import (
-        cell_cost,
-        load_grid,
-        named_grid,
-        run_sweep,
-        senet_train_fn,
-        summarize,
-        write_tables,
-    )
-    from senet.errors import SenetError
-    from senet.train.config import parse_value
-
     if args.seeds < 1 or args.jobs < 1:
         raise SenetError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
     base: dict[str, Any] = {}
@@ -94,31 +84,14 @@ def run(args: argparse.Namespace) -> int:
         if not eq or not key:
             raise SenetError(f"--set takes KEY=VALUE, got {item!r}")
         base[key.replace("-", "_")] = parse_value(value)
-    grids = []
     if args.grid.endswith((".yaml", ".yml")):
         grid, defaults = load_grid(args.grid)
         base = {**defaults, **base}
-        grids.append(grid)
-    model = args.model or base.get("model") or "resnet20"
-    if not grids:
-        from senet.models import create_model, is_model
-
-        if not is_model(model):
-            raise SenetError(f"unknown model {model!r}; see `senet summary --list` or senet.models.list_models()")
-        from senet.analysis.recorder import parse_block_name
-
-        probe = create_model(model, attn_layer="se")
-        stages = sorted({p[0] for p in (parse_block_name(n) for n, _ in probe.attention_modules()) if p})
-        grids = [named_grid(g.strip(), stages) for g in args.grid.split(",") if g.strip()]
-    if args.cells:
-        wanted = {c.strip() for c in args.cells.split(",") if c.strip()}
-        known = {c.label for g in grids for c in g.cells}
-        if wanted - known:
-            raise SenetError(
-                f"--cells: unknown cell(s) {', '.join(sorted(wanted - known))}; known: {', '.join(known)}"
-            )
-        for g in grids:
-            g.cells = [c for c in g.cells if c.label in wanted] or g.cells
+        model = args.model or base.get("model") or "resnet20"
+        grids = filter_cells([grid], args.cells)
+    else:
+        model = args.model or base.get("model") or "resnet20"
+        grids = select_grids(args.grid, model, args.cells)
     base["model"] = model
     if args.config:
         base["config_file"] = args.config
@@ -127,35 +100,23 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         base["data"] = args.data
     # Fail on a bad key or value now, not in every cell.
-    from senet.train import load_config
-
     load_config(args.config, {k: v for k, v in base.items() if k != "config_file"})
     devices = [d.strip() for d in args.devices.split(",")] if args.devices else None
-    out = Path(args.out)
     summary = {}
     for grid in grids:
-        records = run_sweep(
+        rows, paths = ablate(
             grid,
-            senet_train_fn,
-            out,
             base,
+            args.out,
+            cost=not args.no_cost,
+            throughput=not args.no_throughput,
             seeds=args.seeds,
             jobs=args.jobs,
             devices=devices,
             train=not args.report_only,
             ledger=args.ledger,
         )
-        cost = {}
-        if not args.no_cost:
-            for cell in grid.cells:
-                try:
-                    mk = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
-                    cost[cell.label] = cell_cost(model, mk, throughput=not args.no_throughput)
-                except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
-                    cost[cell.label] = {"error": str(exc)}
-        rows = summarize(grid, records, cost, seeds=args.seeds)
-        paths = write_tables(grid, rows, out)
         print(paths["md"].read_text())
         summary[grid.name] = {"rows": rows, "files": {k: str(v) for k, v in paths.items()}}
-    print(json.dumps({"out": str(out), "grids": summary}, default=str))
+    print(json.dumps({"out": str(Path(args.out)), "grids": summary}, default=str))
     return 0

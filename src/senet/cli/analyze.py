@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+from senet.analysis import Recorder, default_blocks, save_stats
+from senet.analysis._runtime import eval_batches, load_model, pick_device
+from senet.analysis.plots import plot_excitation_figures
+from senet.errors import SenetError
+from senet.utils.optional import MissingDependency, warn_skipped
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,8 +40,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _pick_classes(spec: str | None, class_names: list[str]) -> list[int]:
-    from senet.errors import SenetError
-
     if not spec:
         return list(range(min(4, len(class_names))))
     out = []
@@ -52,15 +59,6 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from senet.analysis import Recorder, default_blocks, save_stats
-    from senet.analysis._runtime import eval_batches, load_model, pick_device
-    from senet.analysis.plots import plot_classwise, plot_depth_summary, plot_within_class
-    from senet.errors import SenetError
-    from senet.utils.optional import MissingDependency, warn_skipped
-
     device = pick_device(args.device)
     model, info = load_model(args.checkpoint, device)
     batches, class_names = eval_batches(args.data, info, args.batch_size, args.max_images, device)
@@ -75,38 +73,12 @@ def run(args: argparse.Namespace) -> int:
     stats = rec.stats
     npz = save_stats(stats, out / "excitations.npz")
     classes = _pick_classes(args.classes, class_names)
-    s = {b: stats.blocks[b] for b in chosen}
     summary = stats.summary()
     try:
-        figs = [
-            plot_classwise(
-                {b: v.mean for b, v in s.items()},
-                {b: v.count for b, v in s.items()},
-                out / "classwise.png",
-                classes=classes,
-                class_names=class_names,
-            ),
-            plot_within_class(
-                {b: v.mean for b, v in s.items()},
-                {b: v.std() for b, v in s.items()},
-                out / "within_class.png",
-                class_index=classes[0],
-                class_name=class_names[classes[0]],
-            ),
-        ]
-        figs.append(
-            plot_depth_summary(
-                [r["block"] for r in summary],
-                [r["specificity"] for r in summary],
-                [r["saturation"] for r in summary],
-                out / "depth_summary.png",
-            )
-        )
+        figs = plot_excitation_figures(stats, chosen, out, classes=classes, class_names=class_names)
     except MissingDependency as exc:  # the statistics (npz, table) are the result; the figures are extra
         warn_skipped(exc, "senet analyze")
         figs = []
-    from senet.utils.table import print_table
-
     print_table(
         ["block", "C", "class-specificity", "saturation (<0.1 | >0.9)"],
         [

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 from typing import Any
+
+import torch
+
+from senet.bench.report import BENCH_HEADERS, bench_optimized, bench_table, write_bench_report
+from senet.bench.speed import bench_models, model_input_size, twin_name
+from senet.errors import SenetError
+from senet.export.fast import optimize
+from senet.models import create_model, list_models
+from senet.utils.table import print_table
 
 
 def _csv(value: str) -> list[str]:
@@ -48,87 +59,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _optimized_rows(
-    models: dict[str, Any],
-    sizes: dict[str, tuple[int, ...]],
-    rows: list[dict],
-    batch_sizes: list[int],
-    device: str,
-    args: argparse.Namespace,
-) -> list[dict[str, Any]]:
-    """One row per (model, batch): ``senet.optimize``'s choice, timed like the others (median of --iters calls)."""
-    import statistics
-    import sys
-    import time
-
-    import torch
-
-    from senet.export.fast import optimize
-
-    out: list[dict[str, Any]] = []
-    eager = {(r["model"], r["batch_size"]): r for r in rows if r["mode"] == "infer" and not r["compiled"]}
-    for bs in batch_sizes:
-        timed: dict[str, float] = {}
-        for name, model in models.items():
-            x = torch.randn(bs, *sizes[name], device=device)
-            t0 = time.perf_counter()
-            fast = optimize(model.to(device), x, backend=args.optimize_backends, dtype="fp32")
-            total = time.perf_counter() - t0
-            rep = fast.report
-            print(
-                f"senet bench: optimized {name} batch {bs}: {rep.backend} "
-                f"({'cached decision' if rep.cache_hit else 'measured'}), compile {rep.compile_s:.1f} s, "
-                f"optimize() total {total:.1f} s, max |diff| vs eager {rep.max_abs_diff:.2g}",
-                file=sys.stderr,
-                flush=True,
-            )
-            for _ in range(args.warmup):
-                fast(x)
-            times = []
-            for _ in range(args.iters):
-                t = time.perf_counter()
-                fast(x)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t)
-            med = statistics.median(times)
-            timed[name] = med
-            base = eager.get((name, bs), {})
-            out.append(
-                {
-                    **base,
-                    "model": name,
-                    "mode": "infer",
-                    "batch_size": bs,
-                    "dtype": rep.dtype,
-                    "channels_last": rep.backend.startswith("eager_cl"),
-                    "compiled": f"opt:{rep.backend}",
-                    "latency_ms": 1e3 * med,
-                    "latency_p90_ms": 1e3 * sorted(times)[int(round(0.9 * (len(times) - 1)))],
-                    "throughput": bs / med if med > 0 else float("inf"),
-                    "iters": args.iters,
-                    "optimize": {"backend": rep.backend, "compile_s": rep.compile_s, "total_s": total,
-                                 "cache_hit": rep.cache_hit, "max_abs_diff": rep.max_abs_diff},
-                }
-            )  # fmt: skip
-        for row in out[-len(models) :]:
-            twin = row.get("twin")
-            row["overhead_pct"] = 100.0 * (row["latency_ms"] / (1e3 * timed[twin]) - 1.0) if twin in timed else None
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    import json
-    import os
-    import tempfile
-
-    import torch
-
-    from senet.bench.speed import bench_models, model_input_size, twin_name
-    from senet.errors import SenetError
-    from senet.models import create_model, list_models
-    from senet.utils.table import markdown_table, print_table
-
     names = _csv(args.models)
     if not names:
         raise SenetError("--models needs at least one model name")
@@ -175,49 +106,12 @@ def run(args: argparse.Namespace) -> int:
         twins=twins,
     )
     if args.optimized:
-        rows += _optimized_rows(models, sizes, rows, batch_sizes, device, args)
-    headers = [
-        "model",
-        "mode",
-        "batch",
-        "dtype",
-        "layout",
-        "compiled",
-        "params",
-        "GMACs",
-        "ms/batch",
-        "img/s",
-        "vs twin",
-    ]
-    table = [
-        [
-            r["model"],
-            r["mode"],
-            r["batch_size"],
-            r["dtype"],
-            "NHWC" if r["channels_last"] else "NCHW",
-            r["compiled"] if isinstance(r["compiled"], str) else ("yes" if r["compiled"] else "no"),
-            f"{r['params'] / 1e6:.3f}M",
-            f"{r['macs'] / 1e9:.3f}",
-            f"{r['latency_ms']:.2f}",
-            f"{r['throughput']:.1f}",
-            "–" if r["overhead_pct"] is None else f"{r['overhead_pct']:+.1f}% ({r['twin']})",
-        ]
-        for r in rows
-    ]
+        opt = functools.partial(optimize, backend=args.optimize_backends, dtype="fp32")
+        rows += bench_optimized(models, sizes, rows, batch_sizes, device, opt, warmup=args.warmup, iters=args.iters)
     meta = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
     title = f"senet bench on {device} (torch {torch.__version__}, {meta['threads']} threads)"
-    print_table(headers, table, title=title)
+    print_table(BENCH_HEADERS, bench_table(rows), title=title)
     if args.out:
-        base = os.path.splitext(args.out)[0]
-        os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
-        for ext, text in (
-            (".json", json.dumps({"meta": meta, "rows": rows}, indent=1)),
-            (".md", f"{title}\n\n{markdown_table(headers, table)}\n"),
-        ):
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(base)), suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, base + ext)
+        write_bench_report(args.out, title, meta, rows)
     print(json.dumps({"meta": meta, "rows": rows}))
     return 0

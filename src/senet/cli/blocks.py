@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from senet.bench.costs import block_costs
+from senet.utils.table import print_table
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -19,33 +22,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from senet.bench.flops import count_macs, count_params
-    from senet.layers import attn_knobs, create_attn, list_attn
-    from senet.utils.table import print_table
-
-    if args.channels <= 0 or args.size <= 0:
-        raise ValueError(f"--channels and --size must be positive, got {args.channels} and {args.size}")
-    x = torch.randn(1, args.channels, args.size, args.size)
-    rows = []
-    for kind in list_attn():
-        block = create_attn(kind, args.channels)
-        cost = count_macs(block, x)
-        knobs = attn_knobs(kind) or {}
-        rows.append(
-            [
-                kind,
-                type(block).__name__,
-                f"{count_params(block):,}",
-                f"{cost.macs:,}",
-                f"{cost.elementwise:,}",
-                ", ".join(f"{k}={_fmt(v)}" for k, v in knobs.items()) if args.knobs else ", ".join(knobs),
-            ]
-        )
+    rows = block_costs(args.channels, args.size)
     print_table(
         ["kind", "class", "params", "MACs (FC/conv)", "elementwise ops", "knobs"],
-        rows,
+        [
+            [
+                r["kind"],
+                r["class"],
+                f"{r['params']:,}",
+                f"{r['macs']:,}",
+                f"{r['elementwise']:,}",
+                ", ".join(f"{k}={_fmt(v)}" for k, v in r["knobs"].items()) if args.knobs else ", ".join(r["knobs"]),
+            ]
+            for r in rows
+        ],
         title=f"attention blocks at C={args.channels}, {args.size}x{args.size}, batch 1",
     )
     return 0

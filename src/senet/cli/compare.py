@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+from senet import runs
+from senet.analysis.plots import plot_curves
+from senet.errors import SenetError
+from senet.utils.optional import MissingDependency, warn_skipped
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -21,10 +29,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def load_run(path: Any) -> dict[str, Any]:
     """A run folder's config, per-epoch rows and final result."""
-    from pathlib import Path
-
-    from senet import runs
-    from senet.errors import SenetError
 
     d = Path(path)
     if not (d / runs.METRICS_FILE).is_file():
@@ -34,10 +38,6 @@ def load_run(path: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from senet.utils.table import print_table
-
     runs = [load_run(r) for r in args.runs]
     table, out = [], []
     for r in runs:
@@ -87,10 +87,8 @@ def run(args: argparse.Namespace) -> int:
     )
     plot = None if (args.plot or "").lower() == "none" else (args.plot or "compare.png")
     if plot:
-        from senet.utils.optional import MissingDependency, warn_skipped
-
         try:
-            _plot(runs, plot)
+            plot_curves(runs, plot)
             print(f"curves: {plot}")
         except MissingDependency as exc:  # the table above is the result; the plot is a side feature
             warn_skipped(exc, "senet compare")
@@ -101,30 +99,3 @@ def run(args: argparse.Namespace) -> int:
 
 def _f(v: Any, nd: int = 2) -> str:
     return "-" if v is None or v != v else f"{v:.{nd}f}"
-
-
-def _plot(runs: list[dict[str, Any]], path: str) -> None:
-    from senet.utils.io import atomic_open
-    from senet.utils.optional import pyplot
-
-    plt = pyplot("the --plot of training curves")
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in runs:
-        ep = [x["epoch"] for x in r["rows"]]
-        label = f"{r['config'].get('model', '?')} s{r['config'].get('seed', '?')}"
-        a.plot(ep, [x["train_loss"] for x in r["rows"]], marker=".", label=label)
-        ev = [(x["epoch"], x["eval_top1"]) for x in r["rows"] if "eval_top1" in x]
-        if ev:
-            b.plot(*zip(*ev), marker=".", label=label)
-    a.set_xlabel("epoch")
-    a.set_ylabel("train loss")
-    b.set_xlabel("epoch")
-    b.set_ylabel("test top-1 accuracy %")
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
+
+from senet.errors import SenetError
+from senet.weights import convert_checkpoint, save_pretrained
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,11 +43,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from senet.errors import SenetError
-    from senet.weights import convert_checkpoint, save_pretrained
-
     if not str(args.output).endswith(".safetensors"):
         raise SenetError(f"output {args.output} must end in .safetensors")
     if os.path.exists(args.output) and not args.force:

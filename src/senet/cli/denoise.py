@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
+
+import torch
+
+from senet.data.decode import decode_rgb
+from senet.data.preprocess import to_png
+from senet.errors import SenetError
+from senet.resolve import model_from_run
+from senet.runs import load_run
+from senet.train.tasks import psnr
+from senet.train.trainer import resolve_device
+from senet.utils.io import atomic_write_bytes
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -27,19 +40,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    import torch
-    from torchvision.io import encode_png
-
-    from senet.data.decode import decode_rgb
-    from senet.errors import SenetError
-    from senet.resolve import model_from_run
-    from senet.runs import load_run
-    from senet.train.trainer import resolve_device
-    from senet.utils.io import atomic_write_bytes
-
     trained = load_run(args.checkpoint)
     if trained.task != "denoise":
         raise SenetError(
@@ -65,25 +65,18 @@ def run(args: argparse.Namespace) -> int:
         with torch.no_grad():
             y = model(x.to(device)).float().cpu().clamp(0, 1)
         row: dict[str, Any] = {"image": str(path), "out": str(out_dir / f"{p.stem}.png")}
-        atomic_write_bytes(out_dir / f"{p.stem}.png", _png(y[0], encode_png))
+        atomic_write_bytes(out_dir / f"{p.stem}.png", to_png(y[0]))
         if args.sigma is not None:
             noisy_png = out_dir / f"{p.stem}_noisy.png"
-            atomic_write_bytes(noisy_png, _png(x[0].clamp(0, 1), encode_png))
-            row.update(noisy=str(noisy_png), psnr_noisy=round(_psnr(x, clean), 4), psnr=round(_psnr(y, clean), 4))
+            atomic_write_bytes(noisy_png, to_png(x[0].clamp(0, 1)))
+            row.update(
+                noisy=str(noisy_png),
+                psnr_noisy=round(float(psnr(x, clean).mean()), 4),
+                psnr=round(float(psnr(y, clean).mean()), 4),
+            )
             print(f"{path}: {row['psnr_noisy']:.2f} dB noisy -> {row['psnr']:.2f} dB denoised  {row['out']}")
         else:
             print(f"{path} -> {row['out']}")
         results.append(row)
     print(json.dumps({"checkpoint": str(args.checkpoint), "sigma": args.sigma, "images": results}))
     return 0
-
-
-def _png(img: Any, encode_png: Any) -> bytes:
-    return bytes(encode_png(img.mul(255).round().to(dtype=__import__("torch").uint8)).numpy())
-
-
-def _psnr(x: Any, ref: Any) -> float:
-    """PSNR (dB, data range 1) of ``x`` against ``ref``, as the training task's evaluation computes it."""
-    from senet.train.tasks import psnr
-
-    return float(psnr(x, ref).mean())

@@ -4,7 +4,24 @@ SSIM at several noise levels for a denoising checkpoint (``senet train --task de
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+from senet.analysis.plots import plot_confusion
+from senet.data import LoaderConfig, create_loaders
+from senet.data.splits import eval_source
+from senet.errors import SenetError
+from senet.resolve import model_from_run
+from senet.runs import load_run
+from senet.train import evaluate
+from senet.train.config import load_config
+from senet.train.evaluate import top_confusions
+from senet.train.tasks import DenoiseTask
+from senet.train.trainer import resolve_amp, resolve_device
+from senet.utils.optional import MissingDependency, warn_skipped
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -53,21 +70,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
-    from senet.data import LoaderConfig, create_loaders
-    from senet.data.splits import eval_source
-    from senet.errors import SenetError
-    from senet.resolve import model_from_run
-    from senet.runs import load_run
-    from senet.train import evaluate
-    from senet.train.evaluate import top_confusions
-    from senet.train.trainer import resolve_amp, resolve_device
-    from senet.utils.optional import MissingDependency, warn_skipped
-    from senet.utils.table import print_table
-
     if args.batch_size <= 0:
         raise SenetError(f"--batch-size must be positive, got {args.batch_size}")
     trained = load_run(args.checkpoint)
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.plot or "").lower() != "none":
         plot = Path(args.plot) if args.plot else (ck if ck.is_dir() else ck.parent) / "confusion.png"
         try:
-            _plot_confusion(r["confusion"], names, plot, f"{cfg['model']}: top-1 error {100 - r['top1']:.2f}%")
+            plot_confusion(r["confusion"], names, plot, f"{cfg['model']}: top-1 error {100 - r['top1']:.2f}%")
             print(f"confusion matrix: {plot}")
         except MissingDependency as exc:  # the numbers above are the result; the image is a side feature
             warn_skipped(exc, "senet eval")
@@ -152,12 +154,6 @@ def _eval_denoise(
     args: argparse.Namespace, run_config: dict[str, Any], model: Any, data: Any, device: Any, path: str
 ) -> int:
     """PSNR / SSIM of a denoiser at each noise level, beside the noisy input's PSNR (no classes, no plot)."""
-    import json
-
-    from senet.train.config import load_config
-    from senet.train.tasks import DenoiseTask
-    from senet.train.trainer import resolve_amp
-    from senet.utils.table import print_table
 
     cfg = load_config(base=run_config, overrides={"eval_sigmas": args.sigmas} if args.sigmas else None)
     task = DenoiseTask(cfg)
@@ -187,42 +183,3 @@ def _eval_denoise(
     }
     print(json.dumps(out))
     return 0
-
-
-def _plot_confusion(conf: list[list[int]], names: list[str], path: Any, title: str) -> None:
-    import numpy as np
-
-    from senet.utils.io import atomic_open
-    from senet.utils.optional import pyplot
-
-    plt = pyplot("the confusion-matrix plot (--plot none skips it)")
-
-    c = np.asarray(conf, dtype=float)
-    norm = c / np.maximum(c.sum(1, keepdims=True), 1)
-    k = len(names)
-    size = max(5.0, min(20.0, 0.45 * k + 2))
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if k <= 30:
-        ax.set_xticks(range(k), names, rotation=90)
-        ax.set_yticks(range(k), names)
-        for i in range(k):
-            for j in range(k):
-                if c[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        int(c[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black",
-                    )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
+
+import torch
+
+from senet.data.preprocess import preprocess
+from senet.errors import SenetError
+from senet.export import OnnxPredictor, export_onnx, export_program, load_model
+from senet.export.load import preprocess_for
+from senet.export.quantize import calibration_batch, gate_modules, quantize_onnx, quantize_pt2e
 
 FORMATS = ("onnx", "exported-program")
 _SUFFIX = {"onnx": ".onnx", "exported-program": ".pt2"}
@@ -64,38 +73,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _preprocess_for(source: str, size: tuple[int, ...]) -> dict[str, Any]:
-    """The checkpoint's own eval preprocessing when it is a `senet train` checkpoint, else resize + ImageNet norm."""
-    import os
-
-    from senet.errors import SenetError
-
-    if os.path.exists(source):
-        from senet.runs import load_run
-
-        try:
-            pre = load_run(source).preprocess
-        except SenetError:
-            pre = None
-        if pre:
-            return pre
-    from senet.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-
-    return {"kind": "tensor", "img_size": size[-1], "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-
-
 def _run_quantized(args: argparse.Namespace, model: Any, name: str, size: tuple[int, ...]) -> int:
-    import torch
-
-    from senet.cli.predict import preprocess
-    from senet.errors import SenetError
-    from senet.export.quantize import calibration_batch, gate_modules, quantize_onnx, quantize_pt2e
-
     if not args.calibration:
         raise SenetError("--quantize int8 needs --calibration DATA (a few hundred of your images)")
     if len(size) != 3:
         raise SenetError(f"--quantize takes image models (--input-size C H W), got {list(size)}")
-    pre = _preprocess_for(args.source, size)
+    pre = preprocess_for(args.source, size)
     calib = calibration_batch(args.calibration, lambda img: preprocess(img, pre), args.calibration_images)
     if tuple(calib.shape[1:]) != tuple(size):
         raise SenetError(f"calibration images preprocess to {tuple(calib.shape[1:])}, the model takes {size}")
@@ -105,8 +88,6 @@ def _run_quantized(args: argparse.Namespace, model: Any, name: str, size: tuple[
     with torch.no_grad():
         ref = model.eval()(check)
     if args.format == "onnx":
-        from senet.export import OnnxPredictor
-
         res = quantize_onnx(model, output, calib, keep_gate=keep, opset=args.opset)
         out = torch.from_numpy(OnnxPredictor(res.path)(check))
         info = res.as_dict()
@@ -117,8 +98,6 @@ def _run_quantized(args: argparse.Namespace, model: Any, name: str, size: tuple[
         dim = torch.export.Dim("batch", min=1, max=1024)
         program = torch.export.export(q, (check[:2],), dynamic_shapes=({0: dim},))
         torch.export.save(program, output)
-        import os
-
         info = {"path": output, "method": "pt2e-x86-inductor", "calibration_images": len(calib),
                 "kept_fp32": gate_modules(model) if keep else [], "size_bytes": os.path.getsize(output)}  # fmt: skip
     agree = float((out.argmax(1) == ref.argmax(1)).float().mean())
@@ -134,9 +113,6 @@ def _run_quantized(args: argparse.Namespace, model: Any, name: str, size: tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    from senet.errors import SenetError
-    from senet.export import export_onnx, export_program, load_model
-
     kwargs = {"num_classes": args.num_classes} if args.num_classes is not None else {}
     model, name = load_model(args.source, model_name=args.model, **kwargs)
     size = tuple(args.input_size or getattr(model, "default_input_size", (3, 224, 224)))

@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+import torch
+
+from senet.data.decode import decode_rgb
+from senet.data.preprocess import preprocess
+from senet.errors import SenetError
+from senet.export import OnnxPredictor
+from senet.export.fast import optimize
+from senet.resolve import model_from_run
+from senet.runs import load_run
+from senet.train.trainer import resolve_device
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,36 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def preprocess(img: Any, pre: dict[str, Any]) -> Any:
-    """A uint8 C x H x W image -> the normalised float tensor the model saw at evaluation."""
-    import torch
-    from torchvision.transforms import v2
-
-    from senet.data.imagenet import eval_transform
-
-    if pre["kind"] == "tensor":
-        size = int(pre["img_size"])
-        if tuple(img.shape[-2:]) != (size, size):
-            img = v2.functional.resize(img, [size, size], antialias=True)
-        x = img.float().div(255)
-        return v2.functional.normalize(x, pre["mean"], pre["std"])
-    t = eval_transform(int(pre["img_size"]), float(pre.get("crop_pct", 0.875)), pre["mean"], pre["std"])
-    return t(img).to(torch.float32)
-
-
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    import torch
-
-    from senet.data.decode import decode_rgb
-    from senet.errors import SenetError
-    from senet.resolve import model_from_run
-    from senet.runs import load_run
-    from senet.train.trainer import resolve_device
-    from senet.utils.table import print_table
-
     if args.top_k <= 0:
         raise SenetError(f"--top-k must be positive, got {args.top_k}")
     if args.optimized and args.onnx:
@@ -78,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         raise SenetError(f"{args.checkpoint!r} is a denoiser, not a classifier: use `senet denoise IMAGE ...`")
     device = resolve_device(args.device)
     if args.onnx:
-        from senet.export import OnnxPredictor
-
         onnx_model = OnnxPredictor(args.onnx)
 
         def model(x: torch.Tensor) -> torch.Tensor:
@@ -98,10 +82,6 @@ def run(args: argparse.Namespace) -> int:
         img = decode_rgb(p.read_bytes(), str(path))  # one-line SenetError naming the file when undecodable
         x = preprocess(img, trained.preprocess).unsqueeze(0).to(device)
         if args.optimized and not hasattr(model, "report"):
-            import sys
-
-            from senet.export.fast import optimize
-
             model = optimize(model, x, backend=args.optimize_backends)
             rep = model.report
             print(

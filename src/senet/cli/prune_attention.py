@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
+
+import torch
+
+from senet.analysis import Recorder, attention_blocks, prune_attention, select_blocks
+from senet.analysis._runtime import eval_batches, evaluate, load_model, pick_device, save_pruned
+from senet.bench.flops import count_macs, count_params
+from senet.errors import SenetError
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,16 +43,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    import torch
-
-    from senet.analysis import Recorder, attention_blocks, prune_attention, select_blocks
-    from senet.analysis._runtime import eval_batches, evaluate, load_model, pick_device, save_pruned
-    from senet.bench.flops import count_macs, count_params
-    from senet.errors import SenetError
-    from senet.utils.table import print_table
-
     stages = None
     if args.stages:
         try:

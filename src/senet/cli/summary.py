@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 from typing import Any
+
+from senet.bench.costs import model_cost
+from senet.errors import SenetError
+from senet.models import create_model, list_models, summary
+from senet.utils.table import print_table
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,13 +55,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from senet.errors import SenetError
-    from senet.models import create_model, list_models
-    from senet.models._summary import summary
-    from senet.utils.table import print_table
-
     if any(ch in args.model for ch in "*?["):
         names = list_models(args.model)
         if not names:
@@ -103,38 +103,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _costs(names: list[str], args: argparse.Namespace) -> int:
-    """Params and MACs of many models, built on the meta device (shapes only: seconds even for SENet-154)."""
-    import json
-
-    import torch
-
-    from senet.bench.flops import count_macs, count_params
-    from senet.models import create_model
-    from senet.utils.table import print_table
-
+    """Params and MACs of many models (senet.bench.costs.model_cost: built on the meta device, shapes only)."""
     rows, results = [], []
     for name in names:
-        with torch.device("meta"):
-            model = create_model(name, num_classes=args.num_classes)
-            size = tuple(args.input_size or model.default_input_size)
-            cost = count_macs(model, torch.empty(1, *size))
-        attn = list(model.attention_modules())
-        attn_params = sum(count_params(m) for _, m in attn)
-        params = count_params(model)
+        c = model_cost(functools.partial(create_model, name, num_classes=args.num_classes), args.input_size)
         rows.append(
             [
                 name,
-                "x".join(map(str, size[1:])),
-                f"{params / 1e6:.3f}",
-                f"{cost.macs / 1e9:.3f}",
-                f"{cost.elementwise / 1e6:.2f}",
-                len(attn),
-                f"{100 * attn_params / params:.2f}",
+                "x".join(map(str, c["input"][1:])),
+                f"{c['params'] / 1e6:.3f}",
+                f"{c['macs'] / 1e9:.3f}",
+                f"{c['elementwise'] / 1e6:.2f}",
+                c["attn_blocks"],
+                f"{100 * c['attn_params'] / c['params']:.2f}",
             ]
         )
-        results.append(
-            {"model": name, "input": list(size), "params": params, "macs": cost.macs, "elementwise": cost.elementwise}
-        )
+        results.append({"model": name, **{k: c[k] for k in ("input", "params", "macs", "elementwise")}})
     print_table(
         ["model", "input", "params (M)", "GMACs", "elementwise (M)", "attn blocks", "attn params %"],
         rows,

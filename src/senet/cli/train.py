@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 from typing import Any
+
+import yaml
+
+from senet.runs import CONFIG_FILE, load_run
+from senet.train import config_to_dict, load_config, train
+from senet.train.config import TrainConfig
+from senet.train.trainer import run_dir_for
 
 _FLAGS = ("model", "data", "epochs", "batch_size", "lr", "seed", "output", "device")
 
@@ -38,23 +48,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download CIFAR-10/100 through torchvision if missing")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
 
-    # Everything argparse does not know becomes a config override; TrainConfig validates names and types.
-    original = p.parse_known_args
-
-    def parse_known_args(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
-        ns, extra = original(args, namespace)
-        ns.overrides = _pairs(extra, p)
-        return ns, []
-
-    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+    # Everything argparse does not know becomes a config override (senet.cli.main hands the unknown tokens to
+    # `extra_args`); TrainConfig validates names and types.
+    p.set_defaults(extra_args=lambda extra: {"overrides": _pairs(extra, p)})
     return p
 
 
 def _keys_help() -> str:
-    import dataclasses
-
-    from senet.train.config import TrainConfig
-
     return ", ".join(f"{f.name}={getattr(TrainConfig(), f.name)!r}" for f in dataclasses.fields(TrainConfig))
 
 
@@ -78,14 +78,6 @@ def _pairs(extra: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    import yaml
-
-    from senet.runs import CONFIG_FILE, load_run
-    from senet.train import load_config, train
-    from senet.train.trainer import run_dir_for
-
     overrides: dict[str, Any] = dict(getattr(args, "overrides", {}) or {})
     for key in _FLAGS:
         v = getattr(args, key)
@@ -105,11 +97,9 @@ def run(args: argparse.Namespace) -> int:
             overrides["output"] = str(folder)
     cfg = load_config(args.config, overrides, base=base)
     if args.print_config:
-        from senet.train import config_to_dict
-
         print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
         return 0
     result = train(cfg)
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result))
     return {"done": 0, "interrupted": 130, "non_finite_loss": 3}.get(result.get("status", "done"), 1)

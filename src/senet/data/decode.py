@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_image
 
 from senet.errors import SenetError
 
@@ -19,8 +22,6 @@ __all__ = ["decode_rgb"]
 
 def decode_rgb(data: bytes, name: str) -> torch.Tensor:
     """``data`` (an encoded image) as a ``3 x H x W`` uint8 RGB tensor; ``name`` is used in the error message."""
-    from torchvision.io import ImageReadMode, decode_image
-
     if not data:
         raise SenetError(
             f"cannot decode image {name!r}: the file is empty (0 bytes); delete it or add --skip-bad-images"
@@ -40,9 +41,6 @@ def decode_rgb(data: bytes, name: str) -> torch.Tensor:
 def _decode_pil(data: bytes, name: str, first: Exception) -> torch.Tensor:
     # Formats torchvision does not decode (BMP, TIFF, PPM) or ones it rejects; Pillow also detects truncation.
     try:
-        import numpy as np
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as im:
             rgb = im.convert("RGB")
             arr = np.asarray(rgb, dtype=np.uint8).copy()

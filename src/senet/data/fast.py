@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from senet.errors import SenetError
+from senet.utils.io import atomic_torch_save
 
+from .decode import decode_rgb
 from .sources import DataSource, RawSplit, default_cache_dir, read_split, source_key
 
 __all__ = ["TensorSplit", "TensorLoader", "decode_split", "load_tensor_split", "shard_indices", "batch_generator"]
@@ -47,8 +49,6 @@ def decode_split(raw: RawSplit, max_size: int | None = None, skip_bad: bool = Fa
     An undecodable file raises a one-line :class:`SenetError` naming it, or with ``skip_bad`` is left out (with its
     label) and listed in ``TensorSplit.skipped``.
     """
-    from .decode import decode_rgb
-
     skipped: list[str] = []
     labels = list(raw.labels)
     if raw.pixels is not None:
@@ -99,8 +99,6 @@ def load_tensor_split(
 ) -> TensorSplit:
     """:func:`decode_split` of ``split``, cached as ``<cache>/tensors/<key>.pt`` keyed by the source's path, size and
     modification time (so a changed archive is decoded again)."""
-    from senet.utils.io import atomic_torch_save
-
     cache_file = None
     if use_cache:
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

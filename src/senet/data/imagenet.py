@@ -12,7 +12,11 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
 
+from senet.errors import SenetError
+
+from .decode import decode_rgb
 from .fast import shard_indices
 from .sources import DataSource, _class_names, default_cache_dir, safe_extract, source_key, split_listing
 
@@ -33,8 +37,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def train_transform(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(0.08, 1.0)):  # noqa: ANN001, ANN201
     """RandomResizedCrop + flip on uint8 tensors, then float and normalise."""
-    from torchvision.transforms import v2
-
     return v2.Compose(
         [
             v2.RandomResizedCrop(img_size, scale=scale, antialias=True),
@@ -47,8 +49,6 @@ def train_transform(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(
 
 def eval_transform(img_size: int, crop_pct: float = 0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD):  # noqa: ANN001, ANN201
     """Resize the short side to ``img_size / crop_pct``, centre crop ``img_size``, float, normalise."""
-    from torchvision.transforms import v2
-
     return v2.Compose(
         [
             v2.Resize(int(round(img_size / crop_pct)), antialias=True),
@@ -69,8 +69,6 @@ class FileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from .decode import decode_rgb
-
         img = decode_rgb(Path(self.files[i]).read_bytes(), str(self.files[i]))
         if self.transform is not None:
             img = self.transform(img)
@@ -96,10 +94,6 @@ def file_dataset(src: DataSource, split: str, transform, cache_dir=None, skip_ba
     ``skip_bad`` decodes every file once up front (slow on big datasets) and leaves out the undecodable ones, listed
     in ``ds.skipped``; without it a bad file stops the run with a one-line error when a worker reaches it.
     """
-    from senet.errors import SenetError
-
-    from .decode import decode_rgb
-
     root = folder_root(src, cache_dir)
     files, labels, classes = split_listing(src, split, root)
     skipped: list[str] = []
@@ -191,8 +185,6 @@ class DeviceLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from senet.errors import SenetError
-
         try:
             yield from self._iter()
         except SenetError as exc:

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+import torchvision
 
 from senet.errors import SenetError
 
@@ -117,8 +118,6 @@ def resolve_data(
 
 
 def _download(dataset: str, root: Path) -> Path:
-    import torchvision
-
     classes = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
     if dataset not in classes:
         raise SenetError(f"--download supports {sorted(classes)}, not {dataset!r}: download {dataset} yourself")

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from senet.errors import SenetError
+from senet.utils.io import atomic_write_text
 
-from .sources import DataSource, class_images, detect_source, is_class_folder
+from .sources import DataSource, class_images, detect_source, is_class_folder, resolve_data
 
 __all__ = ["SPLIT_FILE", "FileLists", "eval_source", "fraction_lists", "named_lists", "run_source", "split_options"]
 
@@ -69,8 +70,6 @@ class FileLists:
         return DataSource(Path(self.root), "folder", self.root, tuple(lists.files), lists=lists)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        from senet.utils.io import atomic_write_text
-
         data = {"root": self.root, "how": self.how, "classes": self.classes, "files": self.files}
         atomic_write_text(Path(path), json.dumps(data, indent=1) + "\n")
         return Path(path)
@@ -258,8 +257,6 @@ def eval_source(
       folder whose name is not one of them is an error);
     * else the resolved dataset path, evaluated on its ``val/`` or ``test/`` split as before.
     """
-    from .sources import resolve_data
-
     opts = split_options(cfg)
     split_names = tuple(s for s in (opts["train_split"], opts["val_split"]) if s)
     dataset = cfg.get("dataset", "cifar10")

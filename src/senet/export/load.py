@@ -7,11 +7,13 @@ from typing import Any
 
 from torch import nn
 
+from senet.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from senet.errors import SenetError
 from senet.models import is_model, list_models
 from senet.resolve import resolve_model
+from senet.runs import load_run
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "preprocess_for"]
 
 
 def load_model(spec: str, model_name: str | None = None, **model_kwargs: Any) -> tuple[nn.Module, str]:
@@ -32,3 +34,16 @@ def load_model(spec: str, model_name: str | None = None, **model_kwargs: Any) ->
         return resolve_model(spec, kwargs=model_kwargs).eval(), spec
     model = resolve_model(spec, kwargs=model_kwargs, arch=model_name)
     return model.eval(), str(model.model_name)
+
+
+def preprocess_for(source: str, size: tuple[int, ...]) -> dict[str, Any]:
+    """How inputs of the model from ``source`` are prepared: a training run's own eval preprocessing when ``source``
+    is a `senet train` checkpoint or run folder, else resize to ``size[-1]`` + ImageNet normalisation."""
+    if os.path.exists(source):
+        try:
+            pre = load_run(source).preprocess
+        except SenetError:
+            pre = None
+        if pre:
+            return pre
+    return {"kind": "tensor", "img_size": size[-1], "mean": IMAGENET_MEAN, "std": IMAGENET_STD}

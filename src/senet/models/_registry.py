@@ -3,6 +3,10 @@
 Registration is an import side effect: ``senet/models/__init__.py`` imports every model file, whose entrypoints are
 decorated with :func:`register_model`. Unlike timm (which warns and overwrites), a duplicate name raises, as in
 torchvision's ``register_model``: two families silently fighting over one name is always a bug.
+
+The registry builds models and nothing more: loading published weights (``pretrained=``) is one level up, in
+:func:`senet.create_model` (``senet/factory.py``), so ``models`` never imports ``weights`` (which imports ``models``
+to infer architectures).
 """
 
 from __future__ import annotations
@@ -73,27 +77,32 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
 def create_model(
     name: str,
     num_classes: int | None = None,
-    pretrained: str | None = None,
     **overrides: Any,
 ) -> nn.Module:
-    """Build a registered model.
+    """Build a registered model with fresh weights (:func:`senet.create_model` also loads ``pretrained=`` weights).
 
     Args:
         name: a name from :func:`list_models`.
         num_classes: classifier outputs; ``None`` keeps the model's default (1000 for ImageNet nets, 10 for the
             CIFAR nets); 0 builds the model without a classifier (``forward`` returns pooled features).
-        pretrained: weights to load (a file or URL understood by :func:`senet.weights.load_pretrained`).
         **overrides: constructor arguments of the model (``attn_layer``, ``attn_position``, ``drop_rate``, ...).
             ``None`` values are dropped, so unset CLI flags never override a model default (to remove a model's
             attention pass ``attn_layer="none"``, not ``None``).
 
     Raises:
-        SenetError: unknown model name or an option the model does not take.
+        SenetError: unknown model name, an option the model does not take, or ``pretrained=`` (weights are loaded by
+            :func:`senet.create_model`, above this registry).
 
     >>> m = create_model("se_resnet20", num_classes=100, attn_position="pre")
     >>> m.num_classes, m.model_name
     (100, 'se_resnet20')
     """
+    if overrides.get("pretrained"):
+        raise SenetError(
+            "senet.models.create_model builds fresh weights; load published ones with "
+            f"senet.create_model({name!r}, pretrained=...)"
+        )
+    overrides.pop("pretrained", None)
     fn = model_entrypoint(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
     if num_classes is not None:
@@ -106,8 +115,4 @@ def create_model(
         raise
     # Lets checkpoint code (senet.weights.model_name_of) and logs name the model; a plain attribute, not a buffer.
     model.model_name = name
-    if pretrained:
-        from senet.weights import load_pretrained  # lazy: weights pulls in IO helpers not needed to build models
-
-        load_pretrained(model, pretrained)
     return model

@@ -4,11 +4,12 @@
 >>> model, report = senet.retrofit(torchvision.models.resnet50(), "se")   # init="identity": same outputs
 >>> report.params_added                                                    # print(report) shows where each went
 2531008
->>> [name for name, _ in senet.retrofit.attention_modules(model)][:2]
+>>> from senet.retrofit import attention_modules
+>>> [name for name, _ in attention_modules(model)][:2]
 ['SE_2_1', 'SE_2_2']
 
-``senet.retrofit`` is both this module and the function :func:`retrofit` (the module is callable), so
-``senet.retrofit(model)`` and ``senet.retrofit.build_retrofit_model(...)`` both work.
+``senet.retrofit`` (the attribute of the ``senet`` package, ``from senet import retrofit``) is the function
+:func:`retrofit`; the helpers are imported from this package (``from senet.retrofit import build_retrofit_model``).
 
 Supported families and where the blocks go are listed in :data:`SUPPORTED`; anything else takes ``targets=[globs]``.
 See ``docs/retrofit.md``.
@@ -16,8 +17,6 @@ See ``docs/retrofit.md``.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 from .blocks import POSITIONS, IdentityInitAttn, unwrap
@@ -67,13 +66,3 @@ def __getattr__(name: str) -> Any:
 
         return getattr(blocks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``senet.retrofit(model, ...)`` call :func:`retrofit` while ``senet.retrofit.X`` stays the module."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return retrofit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -85,9 +85,8 @@ def _kind_name(kind: AttnType) -> str:
     return getattr(kind, "__name__", None) or getattr(getattr(kind, "func", None), "__name__", "attn")
 
 
-def _prefix(kind: AttnType) -> str:
-    """Paper-style name prefix: ``SE`` for every kind, as senet's models (``SE_4_6`` is a place, not a kind)."""
-    return "SE"
+# Paper-style site-name prefix: ``SE`` for every kind, as in senet's models (``SE_4_6`` is a place, not a kind).
+_SITE_PREFIX = "SE"
 
 
 def is_se_kind(kind: AttnType) -> bool:
@@ -215,7 +214,6 @@ def retrofit(
             )
         sites = [s for s in sites if s.stage in wanted]
 
-    prefix = _prefix(attn_layer)
     ref = next(model.parameters(), None)
     before = _count(model)
     records = []
@@ -237,7 +235,9 @@ def retrofit(
         built.append(module)
     for site, module in zip(sites, built):
         site.install(module)
-        site.name = site.path.rpartition(".")[0] if plan.family == "targets" else f"{prefix}_{site.stage}_{site.index}"
+        site.name = (
+            site.path.rpartition(".")[0] if plan.family == "targets" else f"{_SITE_PREFIX}_{site.stage}_{site.index}"
+        )
         action = "replace" if site.replaced is not None else "insert"
         removed = _count(site.replaced)
         records.append(RetrofitSite(site.name, site.path, site.channels, action, _count(module), removed))

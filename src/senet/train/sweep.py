@@ -1,21 +1,48 @@
-"""One sweep runner: train every (seed, model) cell of a recipe that the results ledger does not hold yet.
+"""The sweep runner: train every (seed, setting) of a sweep that is not finished yet, resumably.
 
-Used by ``benchmarks/speedrun.py`` and ``benchmarks/gpu_suite.py``. Seeds are the outer loop, so a sweep cut short
-still has every model at the same number of seeds. Each finished run appends its own row (the trainer's ``ledger``
-option); an interrupted run resumes from its checkpoint when the same sweep is started again.
+One module serves every sweep of the project:
+
+* :func:`run_sweep` — models x seeds of one recipe into a results ledger (``benchmarks/speedrun.py``,
+  ``benchmarks/gpu_suite.py``). Seeds are the outer loop, so a sweep cut short still has every model at the same
+  number of seeds. Each finished run appends its own row (the trainer's ``ledger`` option); an interrupted run
+  resumes from its checkpoint when the same sweep is started again.
+* :func:`run_grid` — the cells of an ablation grid (:mod:`senet.train.grids`) x seeds (``senet ablate``), in worker
+  processes if asked; a failing run puts its error in its record instead of stopping the sweep.
+
+Both skip a run the ledger already holds (same ledger key: model, seed, recipe, amp, kind) and resume a run whose
+folder has a ``last.pt``. Layout of a grid sweep directory::
+
+    OUT/runs/<key>/seed<k>/             the run's own directory (checkpoints, metrics written by the trainer)
+    OUT/runs/<key>/seed<k>/cell.json    {"status": "ok"|"failed", "metrics": {...}, "error": "...", "config": ...}
+
+``<key>`` (:func:`run_key`) is a hash of the run's config without its seed and device, so grids that share a
+setting (SE with sigmoid gate, avg squeeze, standard position) share its runs when they use the same ``OUT``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
 import shutil
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .ledger import config_key, done_keys
+from senet.utils.io import atomic_write_text
 
-__all__ = ["parse_seeds", "run_sweep"]
+from . import trainer
+from .config import load_config
+from .grids import Cell, Grid
+from .ledger import config_key, done_keys, read_rows, row_key
+
+__all__ = ["TrainFn", "parse_seeds", "run_grid", "run_key", "run_sweep", "senet_train_fn"]
+
+#: ``train_fn(config, run_dir) -> metrics`` of :func:`run_grid`; raises when the run fails.
+TrainFn = Callable[[dict[str, Any], Path], Mapping[str, Any]]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -25,6 +52,12 @@ def parse_seeds(text: str) -> list[int]:
         lo, _, hi = part.strip().partition("-")
         out += list(range(int(lo), int(hi or lo) + 1))
     return out
+
+
+def _ledger_key(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ledger's key of a run, from its overrides (``config_file``: the YAML recipe applied first)."""
+    overrides = {k: v for k, v in config.items() if k != "config_file"}
+    return config_key(load_config(config.get("config_file"), overrides))
 
 
 def run_sweep(
@@ -38,9 +71,10 @@ def run_sweep(
     runs_dir: str | Path = "runs",
     print_fn: Callable[[str], Any] = print,
 ) -> list[dict[str, Any]]:
-    """Train the missing cells; returns the results of the runs made now. Stops at an interrupted run."""
-    from .trainer import train
+    """Train the (seed, model) cells missing from ``ledger``; returns the results of the runs made now.
 
+    Stops at an interrupted run (Ctrl-C, SIGTERM); the same call resumes it.
+    """
     ledger = Path(ledger)
     experiment = experiment or ledger.stem
     done = done_keys(ledger)
@@ -51,23 +85,188 @@ def run_sweep(
             ov = dict(overrides or {}, model=model, seed=seed, output=str(run_dir), resume=False)
             ov.update(ledger=str(ledger), experiment=experiment)
             ov.setdefault("progress", "none")
-            cfg = load_config(config, ov)
-            if config_key(cfg) in done:
+            if _ledger_key(dict(ov, config_file=config)) in done:
                 print_fn(f"skip {model} seed {seed}: already in {ledger}")
                 continue
-            result_file = run_dir / "result.json"
-            if (run_dir / "last.pt").is_file():
-                if result_file.is_file() and '"done"' in result_file.read_text():
-                    # Finished but not in this ledger (the recipe changed, or the ledger was reset): train it again.
-                    shutil.rmtree(run_dir)
-                else:
-                    cfg = load_config(config, dict(ov, resume=True))
-            result = train(cfg)
+            # Finished but not in this ledger (the recipe changed, or the ledger was reset): train it again.
+            ov["resume"] = _prepare_run_dir(run_dir, restart_finished=True)
+            result = trainer.train(load_config(config, ov))
             results.append(result)
             status = result.get("status")
-            if status == "interrupted":  # a stop (Ctrl-C, SIGTERM) ends the sweep; the same call resumes it
+            if status == "interrupted":
                 print_fn(f"{model} seed {seed}: interrupted, not recorded; start the same sweep again to resume it")
                 return results
             if status != "done":  # e.g. a non-finite loss: nothing recorded, the other cells still run
                 print_fn(f"{model} seed {seed}: ended {status!r}, not recorded; going on with the next run")
     return results
+
+
+def _prepare_run_dir(run_dir: Path, *, restart_finished: bool) -> bool:
+    """Whether the run in ``run_dir`` resumes from its ``last.pt``; ``restart_finished`` removes a finished run."""
+    if not (run_dir / "last.pt").is_file():
+        return False
+    result_file = run_dir / "result.json"
+    if restart_finished and result_file.is_file() and '"done"' in result_file.read_text():
+        shutil.rmtree(run_dir)
+        return False
+    return True
+
+
+def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The train function of ``senet ablate``: the same :func:`senet.train.train` that ``senet train`` calls.
+
+    ``config`` holds training-config keys (plus ``config_file``: a YAML recipe applied first). The run writes into
+    ``run_dir``; a run interrupted earlier (``last.pt`` present) is resumed rather than restarted.
+    """
+    overrides = {k: v for k, v in config.items() if k != "config_file"}
+    overrides["output"] = str(run_dir)
+    overrides["resume"] = _prepare_run_dir(Path(run_dir), restart_finished=False)
+    overrides.setdefault("progress", "none")
+    result = trainer.train(load_config(config.get("config_file"), overrides), print_fn=lambda *a: None)
+    if result.get("status", "done") != "done":
+        raise RuntimeError(f"training ended with status {result.get('status')!r}: {json.dumps(result)[:200]}")
+    return result
+
+
+def run_key(config: Mapping[str, Any]) -> str:
+    """A short stable hash of a run config, ignoring ``seed`` and ``device`` (a grid run's directory name)."""
+    rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def _write_record(run_dir: Path, record: Mapping[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "cell.json", json.dumps(record, indent=1, default=str))
+
+
+def _run_one(train_fn: TrainFn, config: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    # Top-level so a process pool can pickle it; never raises: the error travels in the record.
+    rd = Path(run_dir)
+    rd.mkdir(parents=True, exist_ok=True)
+    try:
+        metrics = dict(train_fn(config, rd))
+        record = {"status": "ok", "metrics": metrics, "config": config}
+    except Exception as exc:  # noqa: BLE001 - a failing cell must not stop the sweep
+        record = {
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+            "traceback": traceback.format_exc()[-4000:],
+            "config": config,
+        }
+    _write_record(rd, record)
+    return record
+
+
+def _finished_record(run_dir: Path) -> dict[str, Any] | None:
+    """The ``cell.json`` of a grid run that finished ``ok`` earlier, else None."""
+    try:
+        rec = json.loads((run_dir / "cell.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if rec.get("status") == "ok" else None
+
+
+_Todo = tuple[Cell, int, dict[str, Any], Path]
+
+
+def _plan_grid(
+    grid: Grid,
+    out: Path,
+    base_config: Mapping[str, Any],
+    seed_list: Sequence[int],
+    ledger: str | os.PathLike[str] | None,
+    devices: Sequence[str] | None,
+    log: Callable[[str], None] | None,
+) -> tuple[list[_Todo], dict[tuple[str, int], dict[str, Any]]]:
+    """The runs still to train, and the records of those finished earlier (in their folder or in the ledger)."""
+    in_ledger = {row_key(r): r for r in read_rows(ledger)} if ledger is not None else {}
+    todo: list[_Todo] = []
+    records: dict[tuple[str, int], dict[str, Any]] = {}
+    for cell in grid.cells:
+        for seed in seed_list:
+            config = _merge(base_config, cell.train)
+            config["model_kwargs"] = _merge(dict(base_config.get("model_kwargs") or {}), cell.model_kwargs)
+            run_dir = out / "runs" / run_key(config) / f"seed{seed}"
+            if (rec := _finished_record(run_dir)) is not None:
+                records[(cell.label, seed)] = rec
+                if log:
+                    log(f"[skip] {cell.label} seed {seed}: finished earlier")
+                continue
+            config["seed"] = seed
+            if ledger is not None:
+                config.update(ledger=str(ledger))
+                row = in_ledger.get(_ledger_key(config))
+                if row is not None:
+                    records[(cell.label, seed)] = {"status": "ok", "metrics": row, "config": config}
+                    if log:
+                        log(f"[skip] {cell.label} seed {seed}: in the ledger {ledger}")
+                    continue
+            if devices:
+                config["device"] = devices[len(todo) % len(devices)]
+            todo.append((cell, seed, config, run_dir))
+    return todo, records
+
+
+def _execute(
+    todo: Sequence[_Todo], train_fn: TrainFn, jobs: int, log: Callable[[str], None] | None
+) -> Iterable[tuple[Cell, int, dict[str, Any]]]:
+    """Train each planned run (in ``jobs`` spawned worker processes when more than one); yields as they finish."""
+    if jobs <= 1 or len(todo) <= 1:
+        for cell, seed, config, run_dir in todo:
+            if log:
+                log(f"[run] {cell.label} seed {seed} -> {run_dir}")
+            yield cell, seed, _run_one(train_fn, config, str(run_dir))
+        return
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_one, train_fn, c, str(d)): (cell, s, d) for cell, s, c, d in todo}
+        for fut in cf.as_completed(futures):
+            cell, seed, run_dir = futures[fut]
+            try:
+                rec = fut.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                rec = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                _write_record(Path(run_dir), rec)
+            yield cell, seed, rec
+
+
+def run_grid(
+    grid: Grid,
+    train_fn: TrainFn,
+    out_dir: str | os.PathLike[str],
+    base_config: Mapping[str, Any],
+    seeds: int | Sequence[int] = 3,
+    jobs: int = 1,
+    devices: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = print,
+    train: bool = True,
+    ledger: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Train every (cell, seed) not finished yet; returns one record per run (``cell``, ``seed``, ``status``, ...).
+
+    ``base_config`` is the training config shared by every run; each run gets ``seed``, ``model_kwargs`` (merged
+    with the cell's) and the cell's ``train`` overrides, plus ``device`` round-robin from ``devices`` if given.
+    ``jobs > 1`` runs cells in that many worker processes (``spawn``: ``train_fn`` must be importable).
+    ``train=False`` only collects the runs finished so far (a report of a sweep still in progress).
+    ``ledger``: a results-ledger file (:mod:`senet.train.ledger`); every finished run appends its row there, and a
+    (model, seed, recipe) already in it is not trained again (its row stands in for the run's metrics).
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    todo, records = _plan_grid(grid, Path(out_dir), base_config, seed_list, ledger, devices, log)
+    for cell, seed, rec in _execute(todo if train else [], train_fn, jobs, log):
+        records[(cell.label, seed)] = rec
+        if log:
+            what = rec["error"] if rec["status"] != "ok" else json.dumps(rec["metrics"], default=str)[:200]
+            log(f"[{rec['status']}] {cell.label} seed {seed}: {what}")
+    return [
+        {"cell": c.label, "seed": s, **records[(c.label, s)]}
+        for c in grid.cells
+        for s in seed_list
+        if (c.label, s) in records
+    ]

@@ -73,7 +73,7 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 def code_version() -> dict[str, Any]:
     """senet and torch versions, and the git commit (with a dirty flag) when running from a checkout."""
-    from senet import __version__
+    from senet._version import __version__
 
     out: dict[str, Any] = {"senet": __version__, "torch": str(torch.__version__)}
     repo = Path(__file__).resolve().parents[3]

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
 
 
@@ -66,7 +68,5 @@ def atomic_torch_save(
     obj: Any, path: str | os.PathLike[str], save: Callable[[Any, IO[bytes]], None] | None = None
 ) -> None:
     """``torch.save(obj, path)`` through a temporary file, fsync and rename."""
-    import torch
-
     with atomic_open(path, "wb") as f:
         (save or torch.save)(obj, f)

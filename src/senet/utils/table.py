@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 __all__ = ["print_table", "markdown_table"]
 
@@ -17,16 +21,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
     """Print a table with rich (falls back to Markdown when stdout is not a terminal, so logs stay greppable)."""
-    import sys
-
     if not sys.stdout.isatty():
         if title:
             print(title)
         print(markdown_table(headers, rows))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for h in headers:
         table.add_column(h)

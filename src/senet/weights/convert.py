@@ -686,7 +686,7 @@ def save_pretrained(
     The file records ``layout="senet"`` (its tensors use senet's names) and ``source_layout`` (where they came
     from), the model name and overrides, and the preprocessing of :func:`get_pretrained_cfg`.
     """
-    from senet import __version__
+    from senet._version import __version__
 
     name = model_name or model_name_of(model)
     cfg = get_pretrained_cfg(name)

@@ -10,6 +10,8 @@ numbers senet measured.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,8 +265,6 @@ def list_pretrained() -> list[str]:
 
 
 def _is_cifar(name: str) -> bool:
-    import re
-
     return bool(re.search(r"(^|_)(resnet(20|32|44|56|110|164)|wrn\d+_\d+)$", name))
 
 
@@ -278,8 +278,6 @@ def get_pretrained_cfg(model_name: str, *, strict: bool = False) -> PretrainedCf
     if cfg is not None:
         return cfg
     if strict:
-        import difflib
-
         close = difflib.get_close_matches(model_name, list(_CFGS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(_CFGS))}"
         raise SenetError(f"no published checkpoint is registered for {model_name!r}{hint}")
