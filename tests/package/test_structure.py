@@ -122,3 +122,21 @@ def test_sweep_runner_lives_in_train_and_stays_importable_from_analysis() -> Non
     assert ablate.run_sweep is sweep.run_grid and ablate.config_key is sweep.run_key
     assert ablate.senet_train_fn is sweep.senet_train_fn and ablate.Grid is grids.Grid
     assert "analysis" not in import_graph().get("train", {})
+
+
+def test_cli_holds_no_plotting_preprocessing_or_checkpoint_parsing() -> None:
+    # A command parses, calls the library, prints: figures live in senet.analysis.plots, preprocessing in senet.data,
+    # checkpoint reading in senet.runs / senet.resolve. These imports and calls in cli/ would mean the logic came back.
+    library_only = {"matplotlib", "torchvision", "safetensors", "numpy", "PIL", "onnxruntime"}
+    found = []
+    for path in sorted((SRC / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in library_only]
+            if isinstance(node, ast.Attribute) and node.attr == "load" and getattr(node.value, "id", "") == "torch":
+                found.append(f"{path.name}:{node.lineno} calls torch.load")
+    assert found == []
