@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from senet.analysis import Recorder, attention_blocks, gate_module
+from senet.bench.speed import twin_name
 from senet.export import optimize_for_inference
 from senet.export.quantize import gate_modules
 from senet.layers import (
@@ -99,6 +100,7 @@ def test_recorder_quantizer_and_ledger_see_the_new_kind(toy: str) -> None:
     assert gate_modules(model) == [s.name for s in iter_attention(model)] and len(gate_modules(model)) == 9
     assert model_attention(model) == toy
     assert attention_kind(f"{toy}_resnet20") == toy  # a model name the ledger reads when meta has no kind
+    assert twin_name(f"{toy}_resnet20", ["resnet20"]) == "resnet20"  # `senet bench` pairs it with its baseline
 
 
 def test_fused_path_takes_the_new_kind(toy: str) -> None:

@@ -18,12 +18,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet.layers import list_attn
+
 from .flops import count_macs, count_params
 
-__all__ = ["SpeedResult", "time_model", "bench_models", "twin_name", "model_input_size", "ATTN_PREFIXES"]
+__all__ = [
+    "SpeedResult",
+    "time_model",
+    "bench_models",
+    "twin_name",
+    "model_input_size",
+    "ATTN_PREFIXES",
+    "attn_prefixes",
+]
 
-#: Name prefixes that mark an attention variant of a baseline model (``se_resnet50`` -> ``resnet50``).
-ATTN_PREFIXES = ("se_", "eca_", "cbam_", "scse_", "ese_", "nosqueeze_", "se", "eca", "cbam")
+
+def attn_prefixes() -> tuple[str, ...]:
+    """Name prefixes that mark an attention variant of a baseline model: every registered kind, with an underscore
+    (``se_resnet50`` -> ``resnet50``) and without (timm's ``seresnext50_32x4d``, ``ecaresnet50d``); longest first."""
+    kinds = sorted(list_attn(), key=len, reverse=True)
+    return tuple(f"{k}_" for k in kinds) + tuple(kinds)
+
+
+#: The prefixes of the kinds registered at import (kept for callers of the old constant; :func:`twin_name` asks
+#: :func:`attn_prefixes` each time, so kinds registered later count too).
+ATTN_PREFIXES = attn_prefixes()
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -51,7 +70,7 @@ class SpeedResult:
 def twin_name(name: str, known: Iterable[str]) -> str | None:
     """The baseline twin of an attention model: strip an attention prefix and keep it if the model exists."""
     known = set(known)
-    for prefix in ATTN_PREFIXES:
+    for prefix in attn_prefixes():
         if name.startswith(prefix) and name[len(prefix) :] in known and name[len(prefix) :] != name:
             return name[len(prefix) :]
     return None
