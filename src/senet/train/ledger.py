@@ -205,19 +205,17 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
 
     Raises :class:`SenetError` when the run did not finish (no ``result.json`` with status ``done``).
     """
-    import yaml
+    from senet.runs import load_run  # torch: the ledger itself is read (benchmarks/report.py) without it
 
     run = Path(run_dir)
     try:
-        result = json.loads((run / "result.json").read_text())
-        meta = json.loads((run / "meta.json").read_text())
-        config = yaml.safe_load((run / "config.yaml").read_text())
+        record = load_run(run, checkpoint=False)
+        result, meta, config, rows = record.result(), record.meta, record.config, record.metrics()
     except (OSError, ValueError) as exc:
         raise SenetError(f"{str(run)!r} is not a finished senet run folder ({exc.__class__.__name__}: {exc})") from exc
     denoise = config.get("task", "classify") == "denoise"
     if result.get("status") != "done" or result.get("psnr" if denoise else "top1") is None:
         raise SenetError(f"run {str(run)!r} did not finish (status {result.get('status')!r}); resume it first")
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     train_s = sum(r.get("epoch_time_s", 0.0) for r in rows)
     eval_s = sum(r.get("eval_time_s", 0.0) for r in rows)
     commit = meta.get("git_commit", "unknown")
