@@ -63,8 +63,9 @@ def _se(**kw: Any) -> dict[str, Any]:
     return {"attn_layer": "se", **kw}
 
 
-def _grids(stages: Sequence[int]) -> dict[str, Grid]:
-    grids = {
+def _excitation_grids() -> dict[str, Grid]:
+    """The squeeze/excitation design grids (Tables 10-12)."""
+    return {
         "reduction": Grid(
             "reduction",
             "reduction ratio r",
@@ -96,21 +97,31 @@ def _grids(stages: Sequence[int]) -> dict[str, Grid]:
             ],
             _SE + ", Table 12)",
         ),
-        "stages": Grid(
-            "stages",
-            "stages with SE",
-            # Stage numbers follow the paper (ResNet-50: 2..5; CIFAR ResNets: 2..4). The paper reports 2, 3 and 4.
-            [
-                Cell(
-                    f"stage {s}",
-                    _se(attn_stages=[s]),
-                    paper={2: (23.03, 6.48), 3: (23.04, 6.32), 4: (22.68, 6.22)}.get(s),
-                )
-                for s in stages
-            ]
-            + [Cell("all", _se(), paper=(22.28, 6.03))],
-            _SE + ", Table 13)",
-        ),
+    }
+
+
+def _stages_grid(stages: Sequence[int]) -> Grid:
+    """SE in one stage at a time, then in all (Table 13); ``stages`` are the model's stage numbers."""
+    return Grid(
+        "stages",
+        "stages with SE",
+        # Stage numbers follow the paper (ResNet-50: 2..5; CIFAR ResNets: 2..4). The paper reports 2, 3 and 4.
+        [
+            Cell(
+                f"stage {s}",
+                _se(attn_stages=[s]),
+                paper={2: (23.03, 6.48), 3: (23.04, 6.32), 4: (22.68, 6.22)}.get(s),
+            )
+            for s in stages
+        ]
+        + [Cell("all", _se(), paper=(22.28, 6.03))],
+        _SE + ", Table 13)",
+    )
+
+
+def _placement_grids() -> dict[str, Grid]:
+    """Where the block sits and what it is (Tables 14-16, and ECA-Net's comparison of kinds)."""
+    return {
         "position": Grid(
             "position",
             "integration",
@@ -153,7 +164,10 @@ def _grids(stages: Sequence[int]) -> dict[str, Grid]:
             "SE rows equal Hu et al.'s Table 2",
         ),
     }
-    return grids
+
+
+def _grids(stages: Sequence[int]) -> dict[str, Grid]:
+    return {**_excitation_grids(), "stages": _stages_grid(stages), **_placement_grids()}
 
 
 #: The named grids.
