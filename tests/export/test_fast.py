@@ -117,12 +117,10 @@ def test_unsupported_outputs_and_options() -> None:
 
 
 def test_bf16_only_where_it_pays(monkeypatch) -> None:
-    import senet.utils.hardware as hw
-
     cpu = torch.device("cpu")
-    monkeypatch.setattr(hw, "cpu_capability", lambda: "avx2")
+    monkeypatch.setattr(fast, "cpu_capability", lambda: "avx2")
     assert fast._candidates(["auto"], "auto", cpu, 1, 4) == ["eager", "eager_cl", "inductor", "onnxruntime"]
-    monkeypatch.setattr(hw, "cpu_capability", lambda: "amx")
+    monkeypatch.setattr(fast, "cpu_capability", lambda: "amx")
     assert "inductor_bf16" in fast._candidates(["auto"], "auto", cpu, 1, 4)
     assert fast._candidates(["eager"], "bf16", cpu, 1, 4) == ["eager_bf16"]
 

@@ -17,6 +17,8 @@ from senet.data.splits import eval_source
 from senet.errors import SenetError
 from senet.resolve import model_from_run, resolve_model
 from senet.runs import Run, load_run
+from senet.train import evaluate as train_evaluate
+from senet.train import save_checkpoint
 
 from .prune import prune_attention
 from .recorder import attention_blocks, parse_block_name
@@ -128,8 +130,6 @@ def eval_batches(
 
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: Any) -> dict[str, float]:
     """Top-1 / top-5 error (%) and the image count of ``model`` on ``batches`` (fp32, eval mode)."""
-    from senet.train import evaluate as train_evaluate
-
     batches = list(batches)
     num_classes = int(max(int(y.max()) for _, y in batches) + 1)
     with torch.no_grad():
@@ -144,8 +144,6 @@ def save_pruned(model: nn.Module, info: dict[str, Any], pruned: Sequence[str], p
     When whole stages were pruned, ``config.model_kwargs.attn_stages`` is narrowed to the remaining stages, so the
     file also loads with plain ``senet eval``; ``pruned_attention`` lists the blocks for :func:`load_model`.
     """
-    from senet.train import save_checkpoint
-
     run: Run = info["run"]
     ckpt = run.checkpoint or {}
     kwargs = dict(run.config.get("model_kwargs") or {})

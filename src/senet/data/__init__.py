@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 import torch
+from torchvision.io import decode_image
 
 from senet.errors import SenetError
 from senet.utils.system import default_workers
@@ -29,6 +32,7 @@ from .sources import (
     read_split,
     resolve_data,
     safe_extract,
+    split_listing,
 )
 
 __all__ = [
@@ -289,18 +293,10 @@ def _class_mismatch(src: DataSource, ev: str, train: list[str], other: list[str]
 
 
 def _first_image_side(src: DataSource, split: str) -> int:
-    from pathlib import Path, PurePosixPath
-
-    from torchvision.io import decode_image
-
     if src.kind == "folder":
-        from .sources import split_listing
-
         files, _, _ = split_listing(src, split)
         data = files[0].read_bytes()
     else:
-        import tarfile
-
         data = b""
         with tarfile.open(src.path, "r:*") as tf:
             for m in tf:

@@ -47,8 +47,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet.data.sources import default_cache_dir
 from senet.errors import SenetError
+from senet.utils.hardware import cpu_capability, machine_info
+from senet.utils.io import atomic_write_text
+from senet.utils.optional import MissingDependency, require
 
+from .onnx import OnnxPredictor, export_onnx
 from .optimize import fold_bn, optimize_for_inference
 
 __all__ = ["optimize", "OptimizedModel", "OptimizeReport", "CandidateResult", "TOLERANCE", "BACKENDS"]
@@ -189,10 +194,7 @@ def _build(
 
 
 def _build_onnxruntime(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Callable[..., torch.Tensor]:
-    from senet.utils.optional import require
-
     require("onnxruntime", "the onnxruntime backend of senet.optimize")
-    from .onnx import OnnxPredictor, export_onnx
 
     if len(inputs) != 1 or inputs[0].device.type != "cpu":
         raise SenetError("the onnxruntime backend takes one CPU input tensor")
@@ -213,8 +215,6 @@ def _build_onnxruntime(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Call
 
 
 def _machine(device: torch.device) -> dict[str, Any]:
-    from senet.utils.hardware import machine_info
-
     info = machine_info(device)
     info.update(torch=torch.__version__, python=platform.python_version(), device=device.type)
     return info
@@ -229,8 +229,6 @@ def _fingerprint(model: nn.Module) -> str:
 
 
 def _cache_file(cache_dir: str | os.PathLike[str] | None, key: dict[str, Any]) -> Path:
-    from senet.data.sources import default_cache_dir
-
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "optimize"
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return root / f"{digest}.json"
@@ -245,8 +243,6 @@ def _read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _write_cache(path: Path, data: dict[str, Any]) -> None:
-    from senet.utils.io import atomic_write_text
-
     try:
         atomic_write_text(path, json.dumps(data, indent=1))
     except OSError as exc:  # a read-only cache only costs a re-measure next time
@@ -318,8 +314,6 @@ def _parse_backends(backend: str | Sequence[str]) -> list[str]:
 
 
 def _candidates(requested: list[str], dtype: str, device: torch.device, n_inputs: int, dim: int) -> list[str]:
-    from senet.utils.hardware import cpu_capability
-
     if requested == ["auto"]:
         bases = ["eager", "eager_cl", "inductor", "onnxruntime"]
         if dim != 4:
@@ -519,8 +513,6 @@ def _try(
     name: str, model: nn.Module, inputs: Sequence[torch.Tensor], ref: torch.Tensor, tol: float
 ) -> tuple[Callable[..., torch.Tensor] | None, nn.Module | None, CandidateResult]:
     """Build candidate ``name``, run it once (compiling it) and check it. ``fn`` is None when rejected."""
-    from senet.utils.optional import MissingDependency
-
     cand = CandidateResult(name=name, dtype="bf16" if name.endswith("_bf16") else "fp32")
     t = time.perf_counter()
     try:

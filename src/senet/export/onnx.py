@@ -21,6 +21,9 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.utils.optional import require
+
+from .optimize import fold_bn as _fold_bn
 
 __all__ = ["export_onnx", "OnnxPredictor", "ExportResult", "onnx_ops", "COMMON_ONNX_OPS", "GlobalMean"]
 
@@ -78,8 +81,6 @@ class ExportResult:
 
 def onnx_ops(path: str | os.PathLike[str]) -> list[str]:
     """Sorted op types used by an ONNX file (its main graph)."""
-    from senet.utils.optional import require
-
     onnx = require("onnx", "ONNX export")
     return sorted({n.op_type for n in onnx.load(os.fspath(path), load_external_data=False).graph.node})
 
@@ -123,10 +124,6 @@ def export_onnx(
     Returns:
         An :class:`ExportResult` with the max difference and the op list.
     """
-    from senet.utils.optional import require
-
-    from .optimize import fold_bn as _fold_bn
-
     # Fail before any work: the export needs onnx (the op list) and, to check it, onnxruntime.
     require("onnx", "ONNX export")
     if check:
@@ -194,7 +191,6 @@ class OnnxPredictor:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise SenetError(f"ONNX file {path} does not exist; export one with `senet export MODEL --format onnx`")
-        from senet.utils.optional import require
 
         ort = require("onnxruntime", "running ONNX files")
         opts = ort.SessionOptions()

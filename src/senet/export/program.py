@@ -13,6 +13,7 @@ from torch import nn
 from senet.errors import SenetError
 
 from .onnx import ExportResult, _atomic_target, _input_tensor
+from .optimize import fold_bn as _fold_bn
 
 __all__ = ["export_program"]
 
@@ -34,8 +35,6 @@ def export_program(
     The saved program is re-loaded with :func:`torch.export.load` and compared with the eager model on random inputs
     of each of ``check_batches``. Arguments as :func:`senet.export.export_onnx`.
     """
-    from .optimize import fold_bn as _fold_bn
-
     model = copy.deepcopy(model).eval()
     if fold_bn:
         model = _fold_bn(model, inplace=True)

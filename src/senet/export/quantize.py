@@ -27,8 +27,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet.data.decode import decode_rgb
+from senet.data.sources import IMG_EXTENSIONS, detect_source, eval_split, read_split
 from senet.errors import SenetError
 from senet.layers.base import iter_attention
+from senet.utils.optional import require
+
+from .onnx import export_onnx
+from .optimize import fold_bn
 
 __all__ = ["calibration_batch", "gate_modules", "quantize_onnx", "quantize_pt2e", "QuantizeResult"]
 
@@ -68,9 +74,6 @@ def calibration_batch(
     ``data``: a folder of image files (searched recursively), an ImageFolder dataset (its train split) or an archive
     of one. ``preprocess`` maps a uint8 ``C x H x W`` image to the model's input tensor.
     """
-    from senet.data.decode import decode_rgb
-    from senet.data.sources import IMG_EXTENSIONS
-
     if n < 1:
         raise SenetError(f"--calibration-images must be positive, got {n}")
     path = Path(data).expanduser()
@@ -82,8 +85,6 @@ def calibration_batch(
         step = max(1, len(files) // n)
         blobs = [(str(f), f.read_bytes) for f in files[::step][:n]]
     else:
-        from senet.data.sources import detect_source, eval_split, read_split
-
         src = detect_source(path)
         raw = read_split(src, "train" if "train" in src.splits else eval_split(src))
         total = len(raw.encoded) if raw.encoded else (0 if raw.pixels is None else len(raw.pixels))
@@ -114,15 +115,11 @@ def quantize_onnx(
 ) -> QuantizeResult:
     """Export ``model`` to ONNX (BN folded) and quantize it to INT8 (QDQ) with onnxruntime, calibrated on
     ``calibration`` (``N x C x H x W`` preprocessed images). Writes ``path``; dynamic batch axis."""
-    from senet.utils.optional import require
-
     require("onnx", "INT8 ONNX export")
     require("onnxruntime", "INT8 ONNX export")
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from .onnx import export_onnx
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,13 +175,9 @@ def quantize_pt2e(
 ) -> torch.fx.GraphModule:
     """PT2E static INT8 with torchao's ``X86InductorQuantizer``: the converted ``GraphModule`` (q/dq ops; run it
     under ``torch.compile`` with freezing for int8 kernels). The model is not modified."""
-    from senet.utils.optional import require
-
     require("torchao", "INT8 quantization with PT2E (X86InductorQuantizer)")
     import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    from .optimize import fold_bn
 
     model = fold_bn(copy.deepcopy(model).eval().float(), inplace=True)
     example = calibration[: min(batch, len(calibration))].float()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from senet.layers.base import AttentionBlock, attn_gate, attn_kind
 
@@ -78,7 +79,6 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 def _build_resnet_blocks() -> dict[str, type]:
     # torchvision is imported on first use only: `import senet` must stay cheap for the CLI.
-    from torchvision.models.resnet import BasicBlock, Bottleneck
 
     class RetrofitBasicBlock(BasicBlock):
         """torchvision ``BasicBlock`` with ``attn`` applied at ``attn_position``.

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import SenetError
 from ..layers import attn_knobs, create_attn, get_attn
 from ..layers.create_attn import AttnType
+from ..models._mbconv import is_se_kind as _is_se
 from ..utils.table import markdown_table
 from .blocks import POSITIONS, IdentityInitAttn, unwrap
 from .families import Plan, Site, plan_model, plan_targets
@@ -90,8 +91,6 @@ _SITE_PREFIX = "SE"
 
 
 def is_se_kind(kind: AttnType) -> bool:
-    from ..models._mbconv import is_se_kind as _is_se
-
     return _is_se(kind)
 
 

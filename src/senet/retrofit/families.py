@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torchvision.models.mobilenetv2 import InvertedResidual as TvInvertedResidual
+from torchvision.models.regnet import ResBottleneckBlock
+from torchvision.models.resnet import BasicBlock, Bottleneck
+from torchvision.models.vgg import VGG
+from torchvision.ops.misc import SqueezeExcitation
 
 from ..errors import SenetError
+from ..models._mbconv import InvertedResidual as MBConvBlock
+from ..models._mbconv import MBConvNet
+from ..models.mobilenet import InvertedResidual as SenetInvertedResidual
+from ..models.resnet import ResNet, _AttnBlock
 from . import blocks as _blocks
 from .blocks import POSITIONS
 
@@ -88,8 +97,6 @@ def _check_position(family: str, position: str, allowed: Sequence[str]) -> None:
 
 # --------------------------------------------------------------------------------------------------------- ResNets
 def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
-    from torchvision.models.resnet import BasicBlock, Bottleneck
-
     kinds = (BasicBlock, Bottleneck, _blocks.RetrofitBasicBlock, _blocks.RetrofitBottleneck)
     blocks = [(n, m) for n, m in model.named_modules() if type(m) in kinds]
     if not blocks:
@@ -117,8 +124,6 @@ def _plan_tv_resnet(model: nn.Module, position: str) -> Plan | None:
 
 
 def _plan_senet_resnet(model: nn.Module, position: str) -> Plan | None:
-    from ..models.resnet import ResNet, _AttnBlock
-
     if not isinstance(model, ResNet):
         return None
     _check_position("senet ResNet", position, POSITIONS)
@@ -174,11 +179,7 @@ def _is_depthwise(m: nn.Module) -> bool:
 
 
 def _mobilenetv2_block_types() -> tuple[type, ...]:
-    from torchvision.models.mobilenetv2 import InvertedResidual
-
-    from ..models.mobilenet import InvertedResidual as SenetInvertedResidual
-
-    return InvertedResidual, SenetInvertedResidual
+    return TvInvertedResidual, SenetInvertedResidual
 
 
 def _plan_mobilenetv2(model: nn.Module, position: str) -> Plan | None:
@@ -211,8 +212,6 @@ def _plan_mobilenetv2(model: nn.Module, position: str) -> Plan | None:
 
 # --------------------------------------------------------------------------------------------------------------- VGG
 def _plan_vgg(model: nn.Module, position: str) -> Plan | None:
-    from torchvision.models.vgg import VGG
-
     if not isinstance(model, VGG):
         return None
     _check_position("VGG", position, ("standard",))
@@ -233,8 +232,6 @@ def _plan_vgg(model: nn.Module, position: str) -> Plan | None:
 
 # ------------------------------------------------------------------------------------------------------------ RegNet
 def _plan_regnet(model: nn.Module, position: str) -> Plan | None:
-    from torchvision.models.regnet import ResBottleneckBlock
-
     blocks = [(n, m) for n, m in model.named_modules() if type(m) is ResBottleneckBlock]
     if not blocks:
         return None
@@ -260,8 +257,6 @@ def _plan_regnet(model: nn.Module, position: str) -> Plan | None:
 # ------------------------------------------------------------------------------------- existing SE (EfficientNet...)
 def _se_channels(m: nn.Module) -> int | None:
     """Channels of a known SE implementation, or None if ``m`` is not one."""
-    from torchvision.ops.misc import SqueezeExcitation
-
     if isinstance(m, SqueezeExcitation):
         return m.fc1.in_channels
     try:
@@ -305,14 +300,12 @@ def _plan_swap(model: nn.Module, position: str) -> Plan | None:
 
 
 def _plan_senet_mbconv(model: nn.Module, position: str) -> Plan | None:
-    from ..models._mbconv import InvertedResidual, MBConvNet
-
     if not isinstance(model, MBConvNet):
         return None
     _check_position("senet MBConv net", position, ("standard",))
     # The paper's SE sites (every block for EfficientNet and Lite, the marked ones for MobileNetV3), so adding
     # attention to a plain net and replacing an SE net's both give a model with the entrypoint's keys.
-    blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, InvertedResidual) and m.cfg.attn]
+    blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, MBConvBlock) and m.cfg.attn]
     sites = []
     for path, block in blocks:
         # blocks.<s>.<i>: the same SE_<s+1>_<i+1> names as the model's own attention_modules().

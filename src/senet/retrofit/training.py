@@ -11,9 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torchvision
+from safetensors.torch import load_file
 from torch import nn
 
+from senet.utils.optional import require
+
 from ..errors import SenetError
+from ..models import create_model
 from .core import RetrofitReport, retrofit, retrofit_param_names
 
 __all__ = [
@@ -40,21 +45,15 @@ def create_base_model(spec: str, num_classes: int | None = None, **base_kwargs: 
         source, name = "senet", spec
     kw = dict(base_kwargs) if num_classes is None else dict(base_kwargs, num_classes=num_classes)
     if source == "torchvision":
-        import torchvision
-
         if name not in torchvision.models.list_models():
             raise SenetError(f"unknown torchvision model {name!r} in {spec!r}; see torchvision.models.list_models()")
         return torchvision.models.get_model(name, weights=None, **kw)
     if source == "timm":
-        from senet.utils.optional import require
-
         timm = require("timm", spec)
         if not timm.is_model(name):
             raise SenetError(f"unknown timm model {name!r} in {spec!r}; see timm.list_models()")
         return timm.create_model(name, pretrained=False, **kw)
     if source == "senet":
-        from ..models import create_model
-
         return create_model(name, **kw)
     raise SenetError(f"unknown model source {source!r} in {spec!r}; write one of {', '.join(_SOURCES)}:NAME")
 
@@ -67,8 +66,6 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise SenetError(f"weights file {path!r} does not exist; give the path of a .pt/.pth/.safetensors file")
     try:
         if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
             sd: Any = load_file(path)
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)

@@ -7,6 +7,7 @@ key, so a typo in a recipe never silently trains something else.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -14,8 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from senet.errors import SenetError
 from senet.utils.system import default_workers
+
+from .tasks import sigma_range
 
 __all__ = ["TrainConfig", "load_config", "parse_value", "config_to_dict"]
 
@@ -171,8 +176,6 @@ def _check(name: str, value: Any, tp: Any, source: str) -> Any:
 
 def parse_value(text: str) -> Any:
     """Parse a command-line value as YAML (``0.1``, ``true``, ``[30, 60]``, ``{rd_ratio: 0.25}``, ``null``)."""
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -242,8 +245,6 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.task != "denoise" and denoise_keys:
         raise SenetError(f"{', '.join(denoise_keys)} set but task is {cfg.task!r}: add --task denoise")
     if cfg.task == "denoise":
-        from .tasks import sigma_range
-
         lo, hi = sigma_range(cfg.noise_sigma)
         cfg.noise_sigma = lo if lo == hi else [lo, hi]  # one canonical form in config.yaml and the recipe hash
         if not cfg.eval_sigmas or any(s < 0 for s in cfg.eval_sigmas):
@@ -260,8 +261,6 @@ def _apply(values: dict[str, Any], source: str, current: dict[str, Any]) -> None
     for key, value in values.items():
         k = str(key).replace("-", "_")
         if k not in types_:
-            import difflib
-
             close = difflib.get_close_matches(k, types_, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SenetError(f"{source}: unknown config key {key!r}{hint}; `senet train --help` lists them")
@@ -277,8 +276,6 @@ def load_config(
 
     Override values may be strings from the command line; they are parsed as YAML scalars/lists first.
     """
-    import yaml
-
     current = config_to_dict(TrainConfig())
     if base:
         _apply(base, "checkpoint config", current)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.retrofit import classifier_name
 
 __all__ = ["param_groups", "layer_lr_scales", "create_optimizer", "LRSchedule", "ModelEma"]
 
@@ -71,8 +72,6 @@ def layer_lr_scales(model: nn.Module, layer_decay: float) -> dict[str, float]:
     A layer is a block of a stage (``layer3.4``, ``stages.0.1``, ``_blocks.7``) or a stem module, in registration
     order: a generic rule that needs no per-family table and gives earlier layers smaller steps.
     """
-    from senet.retrofit import classifier_name
-
     head = classifier_name(model)
     names = [n for n, _ in model.named_parameters()]
     layers: dict[str, int] = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from senet.utils.io import atomic_write_text
 from senet.utils.optional import optional
@@ -108,7 +109,6 @@ def progress_bar(logger: MetricsLogger, epoch: int, epochs: int, total: int, don
     if logger.mode != "bar":
         return None
     # rich is imported only when a bar is shown (an interactive terminal).
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     p = Progress(
         TextColumn(f"epoch {epoch + 1}/{epochs}"),

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from senet.errors import SenetError
+from senet.utils.optional import require
 
 from .distributed import DistInfo, all_reduce_sum
 from .evaluate import autocast_context, evaluate
@@ -294,8 +295,6 @@ def ssim(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 def _torchmetrics() -> Any:
-    from senet.utils.optional import require
-
     tm = require("torchmetrics", "the denoising task's PSNR and SSIM (task: denoise)")
     require("torchmetrics.functional.image", "the denoising task's PSNR and SSIM (task: denoise)")
     return tm

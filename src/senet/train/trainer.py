@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from senet._version import __version__
 from senet.data import LoaderConfig, create_loaders, resolve_data
 from senet.data.splits import run_source, split_options
 from senet.errors import SenetError
@@ -73,8 +74,6 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 def code_version() -> dict[str, Any]:
     """senet and torch versions, and the git commit (with a dirty flag) when running from a checkout."""
-    from senet._version import __version__
-
     out: dict[str, Any] = {"senet": __version__, "torch": str(torch.__version__)}
     repo = Path(__file__).resolve().parents[3]
     with contextlib.suppress(OSError, subprocess.SubprocessError):

@@ -18,8 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet._version import __version__
 from senet.errors import SenetError
 from senet.layers.base import iter_attention
+from senet.models import create_model, is_model, list_models
+from senet.models._mbconv import Conv2dSame
 
 from .io import Checkpoint, fetch_url, is_url, read_checkpoint, save_safetensors
 from .layouts import Arch, Detection, detect_layout, get_layout, infer_arch, strip_prefixes
@@ -170,8 +173,6 @@ def _structure_options(arch: Arch, layout: str) -> list[dict[str, Any]]:
 
 
 def _create(name: str, **kwargs: Any) -> nn.Module:
-    from senet.models import create_model
-
     return create_model(name, **kwargs)
 
 
@@ -189,8 +190,6 @@ def _create_uninitialised(name: str, **kwargs: Any) -> nn.Module:
 
 
 def _model_exists(name: str) -> bool:
-    from senet.models import is_model
-
     return bool(is_model(name))
 
 
@@ -215,8 +214,6 @@ def infer_model(
         names = [(model_name, {})] if model_name else _candidate_names(arch, layout)
     existing = [(n, kw) for n, kw in names if _model_exists(n)]
     if not existing:
-        from senet.models import list_models
-
         tried = ", ".join(n for n, _ in names)
         raise SenetError(
             f"no senet model for {arch.describe()} (layout {layout}); tried {tried}. Pass --model NAME "
@@ -394,8 +391,6 @@ def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> lis
 
 def _mbconv_structure_problems(model: nn.Module, layout: str, arch: Arch) -> list[str]:
     """BatchNorm epsilon and TF SAME padding: the layout implies them, the tensors cannot show them."""
-    from senet.models._mbconv import Conv2dSame
-
     want = _mbconv_layout_kwargs(arch, layout)
     problems = []
     bn = next((m for m in model.modules() if isinstance(m, nn.BatchNorm2d)), None)
@@ -686,8 +681,6 @@ def save_pretrained(
     The file records ``layout="senet"`` (its tensors use senet's names) and ``source_layout`` (where they came
     from), the model name and overrides, and the preprocessing of :func:`get_pretrained_cfg`.
     """
-    from senet._version import __version__
-
     name = model_name or model_name_of(model)
     cfg = get_pretrained_cfg(name)
     meta: dict[str, Any] = {

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from senet.errors import SenetError
 from senet.runs import Run, is_run_checkpoint
@@ -176,8 +180,6 @@ def _torch_load(path: str) -> Any:
     except Exception:  # noqa: BLE001 - not a zip checkpoint or unreadable: report the original error
         unsafe = None
     if unsafe and all(g in _NUMPY_SAFE or _NUMPY_DTYPE_RE.match(g) for g in unsafe):
-        import importlib
-
         allowed = []
         for name in unsafe:
             module, _, attr = name.rpartition(".")
@@ -187,7 +189,6 @@ def _torch_load(path: str) -> Any:
                 break
         else:
             # dtype objects pickle as their ``numpy.dtypes.*DType`` class, which the scan above does not list.
-            import numpy as np
 
             allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
             with torch.serialization.safe_globals(allowed):
@@ -218,8 +219,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         head = f.read(16)
     # safetensors starts with an 8-byte little-endian header length followed by '{'.
     if path.endswith(".safetensors") or (len(head) > 8 and head[8:9] == b"{"):
-        from safetensors import safe_open
-
         try:
             with safe_open(path, framework="pt") as f:
                 sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
@@ -269,8 +268,6 @@ def save_safetensors(
     Tensors that share storage (tied weights) are cloned so safetensors accepts them; values of
     :data:`METADATA_JSON_KEYS` are JSON-encoded, other values stringified.
     """
-    from safetensors.torch import save_file
-
     path = os.fspath(path)
     meta: dict[str, str] = {"format": "pt"}
     for k, v in (metadata or {}).items():
