@@ -398,23 +398,7 @@ def optimize(
         raise SenetError(f"unknown dtype {dtype!r}; choose auto, fp32 or bf16")
     inputs = _normalize_inputs(example_inputs)
     device = inputs[0].device
-    model = copy.deepcopy(model).eval()
-    try:
-        param = next(model.parameters())
-    except StopIteration:
-        param = None
-    if param is not None and param.device != device:
-        raise SenetError(f"model is on {param.device} but example_inputs are on {device}; move one of them")
-    model = model.float()
-    try:
-        with torch.no_grad():
-            ref = model(*inputs)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the inputs do not fit the model
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-        raise SenetError(f"the model cannot run on example_inputs of shape {shapes}: {msg}") from None
-    if not isinstance(ref, torch.Tensor) or not ref.is_floating_point():
-        raise SenetError(f"senet.optimize supports models that return one float tensor, got {type(ref).__name__}")
+    model, ref = _eager_reference(model, inputs)
     scale = max(1.0, float(ref.abs().max())) if ref.numel() else 1.0
 
     def tol_for(name: str) -> float:
@@ -434,67 +418,30 @@ def optimize(
     }
     cache_path = _cache_file(cache_dir, key) if cache else None
     cached = _read_cache(cache_path, key) if cache_path else None
-
     if cached:
         name = cached["backend"]
-        res = _try(name, model, inputs, ref, tol_for(name))
-        if res[0] is not None:
-            fn, module, cand = res
+        fn, module, cand = _try(name, model, inputs, ref, tol_for(name))
+        if fn is not None:
             cand.latency_ms = cached.get("latency_ms")
-            report = OptimizeReport(
-                backend=name,
-                dtype="bf16" if name.endswith("_bf16") else "fp32",
-                tolerance=tol_for(name),
-                cache_hit=True,
-                cache_path=str(cache_path),
-                compile_s=cand.compile_s,
-                max_abs_diff=cand.max_abs_diff,
-                candidates=[cand],
-                machine=machine,
-            )
+            report = _report(cand, [cand], tol_for(name), machine, cache_path, cache_hit=True)
             return OptimizedModel(fn, report, module)
         # the cached choice no longer passes (new weights?): measure again below
 
     names = _candidates(requested, dtype, device, len(inputs), inputs[0].dim())
-    built: dict[str, tuple[Callable[..., torch.Tensor], nn.Module | None]] = {}
-    results: list[CandidateResult] = []
-    for name in names:
-        fn, module, cand = _try(name, model, inputs, ref, tol_for(name))
-        results.append(cand)
-        if fn is not None:
-            built[name] = (fn, module)
-    if requested != ["auto"] and not built:
-        why = "; ".join(f"{c.name}: {c.reason}" for c in results) or "not applicable"
-        warnings.warn(f"senet.optimize: backend {backend!r} unusable ({why}); falling back to eager", stacklevel=2)
-        fn, module, cand = _try("eager", model, inputs, ref, tol_for("eager"))
-        results.append(cand)
-        if fn is not None:
-            built["eager"] = (fn, module)
-    if not built:
-        raise SenetError(
-            "senet.optimize: no candidate matched the eager model: "
-            + "; ".join(f"{c.name}: {c.reason}" for c in results)
-        )
-    if len(built) > 1:
-        timings = _time_candidates({n: f for n, (f, _) in built.items()}, inputs, device, rounds, budget_s)
-    else:
-        timings = _time_candidates({n: f for n, (f, _) in built.items()}, inputs, device, 1, budget_s / 3)
+    built, results = _build_candidates(names, requested, backend, model, inputs, ref, tol_for)
+    timings = _time_candidates(
+        {n: f for n, (f, _) in built.items()},
+        inputs,
+        device,
+        rounds if len(built) > 1 else 1,
+        budget_s if len(built) > 1 else budget_s / 3,
+    )
     for c in results:
         if c.name in timings:
             c.latency_ms = 1e3 * timings[c.name]
     best = min(timings, key=timings.get)  # type: ignore[arg-type]
     chosen = next(c for c in results if c.name == best)
-    report = OptimizeReport(
-        backend=best,
-        dtype="bf16" if best.endswith("_bf16") else "fp32",
-        tolerance=tol_for(best),
-        cache_hit=False,
-        cache_path=str(cache_path) if cache_path else None,
-        compile_s=chosen.compile_s,
-        max_abs_diff=chosen.max_abs_diff,
-        candidates=results,
-        machine=machine,
-    )
+    report = _report(chosen, results, tol_for(best), machine, cache_path, cache_hit=False)
     if cache_path:
         _write_cache(
             cache_path,
@@ -507,6 +454,89 @@ def optimize(
             },
         )
     return OptimizedModel(built[best][0], report, built[best][1])
+
+
+def _eager_reference(model: nn.Module, inputs: Sequence[torch.Tensor]) -> tuple[nn.Module, torch.Tensor]:
+    """An fp32 eval-mode copy of ``model`` and its output on ``inputs`` (what every candidate must match).
+
+    Raises:
+        SenetError: the model is on another device than the inputs, cannot run on them, or returns no float tensor.
+    """
+    device = inputs[0].device
+    model = copy.deepcopy(model).eval()
+    param = next(model.parameters(), None)
+    if param is not None and param.device != device:
+        raise SenetError(f"model is on {param.device} but example_inputs are on {device}; move one of them")
+    model = model.float()
+    try:
+        with torch.no_grad():
+            ref = model(*inputs)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the inputs do not fit the model
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        raise SenetError(f"the model cannot run on example_inputs of shape {shapes}: {msg}") from None
+    if not isinstance(ref, torch.Tensor) or not ref.is_floating_point():
+        raise SenetError(f"senet.optimize supports models that return one float tensor, got {type(ref).__name__}")
+    return model, ref
+
+
+def _build_candidates(
+    names: Sequence[str],
+    requested: list[str],
+    backend: Any,
+    model: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    ref: torch.Tensor,
+    tol_for: Callable[[str], float],
+) -> tuple[dict[str, tuple[Callable[..., torch.Tensor], nn.Module | None]], list[CandidateResult]]:
+    """Build and check each candidate; named backends that all fail fall back to eager with a warning.
+
+    Raises:
+        SenetError: not even eager matched the reference.
+    """
+    built: dict[str, tuple[Callable[..., torch.Tensor], nn.Module | None]] = {}
+    results: list[CandidateResult] = []
+
+    def attempt(name: str) -> None:
+        fn, module, cand = _try(name, model, inputs, ref, tol_for(name))
+        results.append(cand)
+        if fn is not None:
+            built[name] = (fn, module)
+
+    for name in names:
+        attempt(name)
+    if requested != ["auto"] and not built:
+        why = "; ".join(f"{c.name}: {c.reason}" for c in results) or "not applicable"
+        warnings.warn(f"senet.optimize: backend {backend!r} unusable ({why}); falling back to eager", stacklevel=3)
+        attempt("eager")
+    if not built:
+        raise SenetError(
+            "senet.optimize: no candidate matched the eager model: "
+            + "; ".join(f"{c.name}: {c.reason}" for c in results)
+        )
+    return built, results
+
+
+def _report(
+    chosen: CandidateResult,
+    candidates: list[CandidateResult],
+    tolerance: float,
+    machine: dict[str, Any],
+    cache_path: Path | None,
+    *,
+    cache_hit: bool,
+) -> OptimizeReport:
+    return OptimizeReport(
+        backend=chosen.name,
+        dtype="bf16" if chosen.name.endswith("_bf16") else "fp32",
+        tolerance=tolerance,
+        cache_hit=cache_hit,
+        cache_path=str(cache_path) if cache_path else None,
+        compile_s=chosen.compile_s,
+        max_abs_diff=chosen.max_abs_diff,
+        candidates=candidates,
+        machine=machine,
+    )
 
 
 def _try(
