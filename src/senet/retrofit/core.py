@@ -182,65 +182,22 @@ def retrofit(
     >>> report.params_added
     89080
     """
-    if init not in INITS:
-        raise SenetError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
-    if position not in POSITIONS:
-        raise SenetError(f"unknown position {position!r}; choose one of: {', '.join(POSITIONS)}")
-    try:
-        if get_attn(attn_layer) is None:
-            raise SenetError("attn_layer 'none' inserts nothing; choose one of senet.list_attn()")
-    except SenetError:
-        raise
-    except ValueError as e:
-        raise SenetError(str(e)) from e
-
-    if targets:
-        probe = example_input if example_input is not None else torch.zeros(1, 3, 64, 64)
-        ref = next(model.parameters(), None)
-        if ref is not None:
-            probe = probe.to(ref.device, ref.dtype if probe.is_floating_point() else probe.dtype)
-        plan: Plan = plan_targets(model, targets, position, probe)
-    else:
-        plan = plan_model(model, position)
-
-    sites = plan.sites
-    if stages is not None:
-        wanted = set(stages)
-        unknown = sorted(wanted - set(plan.stages))
-        if unknown:
-            raise SenetError(
-                f"stages {unknown} do not exist in this {plan.family} model; its stages are {plan.stages}"
-            )
-        sites = [s for s in sites if s.stage in wanted]
-
-    ref = next(model.parameters(), None)
+    _check_args(attn_layer, position, init)
+    plan = _plan(model, position, targets, example_input)
+    sites = _select_stages(plan, stages)
     before = _count(model)
-    records = []
-    built = []
     # Build every block before installing any, so a bad knob leaves the model untouched.
-    for site in sites:
-        kw = _block_kwargs(attn_layer, site, attn_kwargs, plan.family)
-        try:
-            block = create_attn(attn_layer, site.channels, **kw)
-        except SenetError:
-            raise
-        except ValueError as e:
-            what = f"{_kind_name(attn_layer)} for {site.path} ({site.channels} channels)"
-            raise SenetError(f"cannot build {what}: {e}") from e
-        module = IdentityInitAttn(block, base=site.replaced) if init == "identity" else block
-        if ref is not None:
-            module.to(device=ref.device, dtype=ref.dtype)
-        module.train(model.training)
-        built.append(module)
+    built = [_build_block(model, site, attn_layer, attn_kwargs, plan.family, init) for site in sites]
+    records = []
     for site, module in zip(sites, built):
         site.install(module)
         site.name = (
             site.path.rpartition(".")[0] if plan.family == "targets" else f"{_SITE_PREFIX}_{site.stage}_{site.index}"
         )
         action = "replace" if site.replaced is not None else "insert"
-        removed = _count(site.replaced)
-        records.append(RetrofitSite(site.name, site.path, site.channels, action, _count(module), removed))
-
+        records.append(
+            RetrofitSite(site.name, site.path, site.channels, action, _count(module), _count(site.replaced))
+        )
     previous = list(getattr(model, SITES_ATTR, []))
     setattr(model, SITES_ATTR, previous + [(s.name, s.path) for s in records])
     _attach_attention_modules(model)
@@ -255,6 +212,63 @@ def retrofit(
         params_after=_count(model),
     )
     return model, report
+
+
+def _check_args(attn_layer: AttnType, position: str, init: str) -> None:
+    if init not in INITS:
+        raise SenetError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if position not in POSITIONS:
+        raise SenetError(f"unknown position {position!r}; choose one of: {', '.join(POSITIONS)}")
+    try:
+        if get_attn(attn_layer) is None:
+            raise SenetError("attn_layer 'none' inserts nothing; choose one of senet.list_attn()")
+    except SenetError:
+        raise
+    except ValueError as e:
+        raise SenetError(str(e)) from e
+
+
+def _plan(
+    model: nn.Module, position: str, targets: Sequence[str] | str | None, example_input: torch.Tensor | None
+) -> Plan:
+    """Where the blocks go: the family's rules, or after each module ``targets`` names (channels found by a probe)."""
+    if not targets:
+        return plan_model(model, position)
+    probe = example_input if example_input is not None else torch.zeros(1, 3, 64, 64)
+    ref = next(model.parameters(), None)
+    if ref is not None:
+        probe = probe.to(ref.device, ref.dtype if probe.is_floating_point() else probe.dtype)
+    return plan_targets(model, targets, position, probe)
+
+
+def _select_stages(plan: Plan, stages: Sequence[int] | None) -> list[Site]:
+    if stages is None:
+        return list(plan.sites)
+    wanted = set(stages)
+    unknown = sorted(wanted - set(plan.stages))
+    if unknown:
+        raise SenetError(f"stages {unknown} do not exist in this {plan.family} model; its stages are {plan.stages}")
+    return [s for s in plan.sites if s.stage in wanted]
+
+
+def _build_block(
+    model: nn.Module, site: Site, attn_layer: AttnType, attn_kwargs: dict[str, Any], family: str, init: str
+) -> nn.Module:
+    """The block for one site, on the model's device and dtype and in its train/eval mode (not installed yet)."""
+    kw = _block_kwargs(attn_layer, site, attn_kwargs, family)
+    try:
+        block = create_attn(attn_layer, site.channels, **kw)
+    except SenetError:
+        raise
+    except ValueError as e:
+        what = f"{_kind_name(attn_layer)} for {site.path} ({site.channels} channels)"
+        raise SenetError(f"cannot build {what}: {e}") from e
+    module = IdentityInitAttn(block, base=site.replaced) if init == "identity" else block
+    ref = next(model.parameters(), None)
+    if ref is not None:
+        module.to(device=ref.device, dtype=ref.dtype)
+    module.train(model.training)
+    return module
 
 
 def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
