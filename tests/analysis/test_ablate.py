@@ -142,3 +142,24 @@ def test_shipped_grids_load() -> None:
     for f in files:
         grid, defaults = load_grid(f)
         assert grid.cells and isinstance(defaults, dict)
+
+
+def test_cells_keep_labels_that_contain_commas() -> None:
+    from senet.analysis.ablate import filter_cells
+
+    def grid() -> list[Grid]:
+        labels = ["plain", "SE, identity init", "SE, paper init", "ECA"]
+        return [Grid("g", "x", [Cell(label) for label in labels])]
+
+    kept = filter_cells(grid(), "SE, identity init,plain")
+    assert [c.label for c in kept[0].cells] == ["plain", "SE, identity init"]
+    with pytest.raises(SenetError, match="unknown cell.*'other'.*known: 'ECA', 'SE, identity init'"):
+        filter_cells(grid(), "SE, other")
+
+
+def test_cell_cost_of_a_retrofitted_cell_counts_the_inserted_attention() -> None:
+    from senet.analysis.ablate import cell_cost
+
+    plain = cell_cost("resnet20", {}, throughput=False)
+    se = cell_cost("resnet20", {"attn_layer": "se"}, throughput=False, retrofit="senet:resnet20")
+    assert se["params"] > plain["params"] and se["macs"] >= plain["macs"]

@@ -136,3 +136,19 @@ def test_retrofit_takes_the_base_network_options_its_weights_need(tmp_path: Path
     )
     with torch.no_grad():
         assert not torch.allclose(wrong.eval()(x), original(x), atol=1e-3)
+
+
+def test_weights_file_normalisation_is_used_for_fine_tuning(setup: dict) -> None:
+    from senet.runs import load_run
+    from senet.weights import save_safetensors, weights_normalization
+
+    sd = torch.load(setup["weights"], weights_only=True)
+    tagged = setup["root"] / "half.safetensors"
+    save_safetensors(sd, tagged, {"model": "resnet20", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]})
+    assert weights_normalization(tagged) == {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    assert weights_normalization(setup["weights"]) == {}  # a bare state_dict records none
+    argv = ["train", "--model", "resnet20", "--weights", str(tagged), "--data", str(setup["data"]), "--epochs", "1"]
+    argv += ["--batch-size", "12", "--output", str(setup["root"] / "half"), "--progress", "none"]
+    assert main([*argv, "--cache-dir", str(setup["root"] / "cache"), "--freeze", "backbone"]) == 0
+    pre = load_run(setup["root"] / "half").preprocess
+    assert pre["mean"] == [0.5, 0.5, 0.5] and pre["std"] == [0.5, 0.5, 0.5]

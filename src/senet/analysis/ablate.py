@@ -189,9 +189,11 @@ def cell_cost(
     throughput_batch: int = 64,
     iters: int = 3,
     throughput: bool = True,
+    retrofit: str | None = None,
 ) -> dict[str, Any]:
-    """Params, MACs (one image) and, with ``throughput``, measured fp32 inference images/s of one cell's model."""
-    net = build_model(model, num_classes, dict(model_kwargs))
+    """Params, MACs (one image) and, with ``throughput``, measured fp32 inference images/s of one cell's model
+    (``retrofit``: the cell's network is ``retrofit`` with attention inserted, as the training run builds it)."""
+    net = build_model(model, num_classes, dict(model_kwargs), retrofit=retrofit)
     size = model_input_size(net, model)
     speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters).throughput if throughput else None
     return {"params": count_params(net), "macs": count_macs(net, torch.randn(1, *size)).macs, "throughput": speed}
@@ -217,13 +219,26 @@ def filter_cells(grids: list[Grid], cells: str | None) -> list[Grid]:
     """Keep only the cells labelled in ``cells`` (comma-separated); a grid with none of them keeps them all."""
     if not cells:
         return grids
-    wanted = {c.strip() for c in cells.split(",") if c.strip()}
     known = {c.label for g in grids for c in g.cells}
+    wanted = set(_split_labels(cells, known))
     if wanted - known:
-        raise SenetError(f"--cells: unknown cell(s) {', '.join(sorted(wanted - known))}; known: {', '.join(known)}")
+        unknown = ", ".join(repr(w) for w in sorted(wanted - known))
+        raise SenetError(f"--cells: unknown cell(s) {unknown}; known: {', '.join(repr(k) for k in sorted(known))}")
     for g in grids:
         g.cells = [c for c in g.cells if c.label in wanted] or g.cells
     return grids
+
+
+def _split_labels(spec: str, known: set[str]) -> list[str]:
+    """Split a comma-separated ``--cells`` value, keeping labels that contain commas (``SE, identity init``) whole:
+    at each position the longest run of pieces that joins to a known label wins."""
+    parts = [p.strip() for p in spec.split(",")]
+    labels, i = [], 0
+    while i < len(parts):
+        j = next((j for j in range(len(parts), i, -1) if ", ".join(parts[i:j]) in known), i + 1)
+        labels.append(", ".join(parts[i:j]))
+        i = j
+    return [label for label in labels if label]
 
 
 def ablate(
@@ -242,7 +257,8 @@ def ablate(
     for cell in grid.cells if cost else []:
         try:
             kwargs = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
-            costs[cell.label] = cell_cost(base["model"], kwargs, throughput=throughput)
+            retrofit = {**base, **cell.train}.get("retrofit")
+            costs[cell.label] = cell_cost(base["model"], kwargs, throughput=throughput, retrofit=retrofit)
         except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
             costs[cell.label] = {"error": str(exc)}
     seeds = sweep.get("seeds", 3)

@@ -31,6 +31,7 @@ from senet.resolve import resolve_model
 from senet.runs import CHECKPOINT_FILE, Run, load_run
 from senet.utils.hardware import auto_precision, machine_info
 from senet.utils.io import atomic_write_text
+from senet.weights import weights_normalization
 
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_dict
@@ -227,13 +228,18 @@ class Trainer:
         if data_path is None:
             data_path = resolve_data(cfg.data, cfg.dataset, False, folders)
         self.data_path = data_path
+        # Pretrained weights see inputs normalised as they were trained (the file's mean/std, e.g. 0.5 for the
+        # EfficientNet-Lite TF release); a task's own normalisation (denoising) still wins.
+        norm = weights_normalization(cfg.weights) if cfg.weights else {}
+        if norm:
+            self.say(f"senet train: input mean {list(norm['mean'])} std {list(norm['std'])} from {cfg.weights}")
         loaders = LoaderConfig.from_train_config(
             cfg,
             device=self.device,
             rank=info.rank,
             world_size=info.world_size,
             channels_last=self.channels_last,
-            **self.task.loader_overrides,
+            **{**norm, **self.task.loader_overrides},
         )
         source = run_source(data_path, split_options(cfg), self.run_dir, save=info.is_main, say=self.say)
         self.data = create_loaders(source, loaders)

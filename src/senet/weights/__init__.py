@@ -23,7 +23,15 @@ from .convert import (
     save_pretrained,
     to_canonical,
 )
-from .io import Checkpoint, fetch_url, read_checkpoint, save_safetensors, sha256_file, unwrap_state_dict
+from .io import (
+    Checkpoint,
+    fetch_url,
+    read_checkpoint,
+    save_safetensors,
+    sha256_file,
+    unwrap_state_dict,
+    weights_normalization,
+)
 from .layouts import LAYOUTS, Arch, Detection, Layout, detect_layout, get_layout, infer_arch, list_layouts
 from .pretrained import PretrainedCfg, get_pretrained_cfg, list_pretrained, resolve_pretrained_cfg
 
@@ -49,6 +57,7 @@ __all__ = [
     "load_pretrained",
     "model_name_of",
     "read_checkpoint",
+    "weights_normalization",
     "resolve_pretrained_cfg",
     "save_pretrained",
     "save_safetensors",

@@ -239,6 +239,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(sd, meta, path, wrapper, extras)
 
 
+def weights_normalization(path: str | os.PathLike[str]) -> dict[str, tuple[float, ...]]:
+    """The input normalisation (``{"mean": ..., "std": ...}``) a weights file records, or ``{}`` when it records none.
+
+    Fine-tuning from pretrained weights should feed them inputs scaled as they were trained on: senet safetensors
+    (``senet convert``, ``senet export``) and ``senet train`` checkpoints carry it; other files fall back to the
+    loader's default.
+    """
+    meta = read_checkpoint(path).metadata
+    mean, std = meta.get("mean"), meta.get("std")
+    ok = all(isinstance(v, list | tuple) and len(v) in (1, 3) for v in (mean, std))
+    return {"mean": tuple(float(m) for m in mean), "std": tuple(float(s) for s in std)} if ok else {}
+
+
 def _senet_train_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Model, class names and preprocessing recorded by ``senet train`` (format tag ``senet.train/1``)."""
     if not is_run_checkpoint(obj):
