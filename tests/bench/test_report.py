@@ -97,3 +97,23 @@ def test_denoise_rows_get_a_psnr_table_with_paired_gains() -> None:
     assert "| noisy PSNR dB | PSNR dB | gain dB | SSIM | PSNR σ15 dB | PSNR σ25 dB | PSNR σ50 dB |" in text
     assert "| se_denoiser | 2 | 0,1 | 25 | 20.17 ± 0.00 | 28.50 ± 0.00 |" in text
     assert "+0.400 ± 0.141 (n=2) | 2/2 |" in text and "top-1" not in text
+
+
+def test_labelled_grid_cells_group_by_the_sweep_recipe_and_pair_with_the_plain_cell() -> None:
+    # A fine-tuning grid: the cells differ in more than the kind (retrofit, init), so their recipes differ.
+    cells = [
+        ("plain", "none", "ra", 90.0),
+        ("SE, identity init", "se", "rb", 91.0),
+        ("SE, paper init", "se", "rc", 89.5),
+    ]
+    rows = []
+    for label, kind, recipe, top1 in cells:
+        for s in (0, 1):
+            r = _row("efficientnet_lite0", s, top1 + s, kind=kind)
+            rows.append(dict(r, recipe_hash=recipe, cell=label, sweep_recipe="grid1"))
+    text = report.render("exp", rows)
+    assert "recipe `grid1`" in text and text.count("**recipe") == 1
+    lines = {x.split(" | ")[0][2:]: x for x in text.splitlines() if x.startswith("| ") and "|---" not in x}
+    assert {"plain", "SE, identity init", "SE, paper init"} <= set(lines)
+    assert "+1.00 ± 0.00 (n=2)" in lines["SE, identity init"] and "| 2/2 |" in lines["SE, identity init"]
+    assert "-0.50 ± 0.00 (n=2)" in lines["SE, paper init"] and "| – |" in lines["plain"]

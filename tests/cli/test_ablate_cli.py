@@ -64,6 +64,7 @@ def test_ablate_appends_to_the_ledger_and_resumes_from_it(tmp_path, capsys) -> N
     assert len(rows) == 2 and {r["experiment"] for r in rows} == {"ablate_tiny"}
     # The cells differ only in attn_layer: one recipe, two kinds (so the report pairs them by seed).
     assert len({r["recipe_hash"] for r in rows}) == 1 and {r["kind"] for r in rows} == {"none", "se"}
+    assert {r["cell"] for r in rows} == {"none", "SE"} and len({r["sweep_recipe"] for r in rows}) == 1
     capsys.readouterr()
     shutil.rmtree(tmp_path / "out")  # the run folders are gone; the ledger still knows both runs
     assert main([*args, "--ledger", str(ledger)]) == 0

@@ -121,6 +121,7 @@ class TrainConfig:
     # The results ledger (senet.train.ledger): a finished run appends one row to this JSONL file.
     ledger: str | None = None
     experiment: str = ""  # the ledger rows' experiment name; "" -> the ledger file's stem
+    cell: str = ""  # the grid cell (senet ablate) this run belongs to: its ledger row's line label, not the recipe
 
 
 def _field_types() -> dict[str, Any]:

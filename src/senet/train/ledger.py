@@ -98,6 +98,7 @@ _NOT_RECIPE = frozenset(
         "deterministic",
         "checkpoint_every",
         "ledger",
+        "cell",
         "experiment",
     }
 )
@@ -245,6 +246,11 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
         "train_images": meta.get("train_images"),
         "date": meta.get("date") or _mtime_date(run / "result.json"),
     }
+    if config.get("cell"):
+        # A grid's cells differ in more than the attention kind (retrofit, init, base options): the row names its
+        # cell, and ``sweep_recipe`` (the recipe without the model's options) groups the grid's cells in one table.
+        shared = {k: v for k, v in config.items() if k not in ("model_kwargs", "retrofit")}
+        row.update(cell=config["cell"], sweep_recipe=recipe_hash(shared))
     row.update(extra)
     return row
 

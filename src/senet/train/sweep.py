@@ -129,8 +129,8 @@ def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def run_key(config: Mapping[str, Any]) -> str:
-    """A short stable hash of a run config, ignoring ``seed`` and ``device`` (a grid run's directory name)."""
-    rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment")}
+    """A short stable hash of a run config, ignoring ``seed``, ``device`` and the ledger bookkeeping (a grid run's directory name)."""
+    rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment", "cell")}
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -199,7 +199,7 @@ def _plan_grid(
                 if log:
                     log(f"[skip] {cell.label} seed {seed}: finished earlier")
                 continue
-            config["seed"] = seed
+            config.update(seed=seed, cell=cell.label)
             if ledger is not None:
                 config.update(ledger=str(ledger))
                 row = in_ledger.get(_ledger_key(config))
