@@ -6,9 +6,10 @@ Each docs page marks where a table goes with a pair of comments naming the exper
     ... generated, replaced on every run ...
     <!-- /ledger:speedrun -->
 
-For every experiment, rows are grouped by recipe (``recipe_hash``), precision, epochs and machine; within a group
-each model (a grid's rows: each cell, grouped by the grid's shared recipe) gets n, top-1 mean ± std, top-1 error, training and evaluation seconds, and, where its plain twin
-(``se_resnet20`` -> ``resnet20``) has runs of the same seeds, the paired difference (mean ± std over seeds, wins).
+For every experiment, rows are grouped by recipe (``recipe_hash``; a grid's rows by the grid's shared recipe,
+``sweep_recipe``), precision, epochs and machine; within a group each model (a grid's rows: each cell) gets n, top-1
+mean ± std, top-1 error, training and evaluation seconds, and, where its plain twin (``se_resnet20`` -> ``resnet20``,
+or the grid's cell without attention) has runs of the same seeds, the paired difference (mean ± std over seeds, wins).
 Denoising rows (``task: denoise``) get PSNR / SSIM, the noisy input's PSNR and the gain instead of top-1.
 Where the same model, seed and recipe ran in both bf16 and fp32, a parity table shows the accuracy difference. Run
 from the repo root::

@@ -129,7 +129,8 @@ def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 
 def run_key(config: Mapping[str, Any]) -> str:
-    """A short stable hash of a run config, ignoring ``seed``, ``device`` and the ledger bookkeeping (a grid run's directory name)."""
+    """A short stable hash of a run config, ignoring ``seed``, ``device`` and the ledger bookkeeping (a grid run's
+    directory name)."""
     rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment", "cell")}
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
