@@ -44,3 +44,27 @@ def test_analyze_cli_max_images_and_errors(tmp_path, capsys) -> None:
     assert main([*args, "--classes", "whale"]) == 2
     assert main(["analyze", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_analyze_reports_how_far_retrofitted_blocks_moved_from_identity(tmp_path, capsys) -> None:
+    import torch
+
+    from senet.retrofit import build_retrofit_model
+    from senet.train.checkpoint import save_checkpoint
+
+    data = tiny_folder(tmp_path / "data")
+    ckpt = tiny_checkpoint(tmp_path / "ck.pt", data)
+    blob = torch.load(ckpt, weights_only=True)
+    model, _ = build_retrofit_model("senet:resnet20", num_classes=3, attn_layer="se", init="identity")
+    with torch.no_grad():
+        model.layer1[0].attn.gamma.fill_(0.5)  # one site has moved halfway to its SE block
+    cfg = dict(blob["config"], model="resnet20", retrofit="senet:resnet20", model_kwargs={"attn_layer": "se"})
+    save_checkpoint(dict(blob, model=model.state_dict(), config=cfg), tmp_path / "rf.pt")
+    out = tmp_path / "an"
+    args = ["analyze", "--checkpoint", str(tmp_path / "rf.pt"), "--out", str(out), "--device", "cpu"]
+    assert main([*args, "--batch-size", "6"]) == 0
+    blocks = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["blocks"]
+    moved = [b for b in blocks if b["gamma"]]
+    assert len(moved) == 1 and moved[0]["gamma"] == 0.5
+    assert abs(moved[0]["scale_dev"] - 0.5 * (1 - moved[0]["gate_mean"])) < 1e-9 and moved[0]["scale_dev"] > 0
+    assert all(b["gamma"] == 0.0 and b["scale_dev"] == 0.0 for b in blocks if b is not moved[0])

@@ -40,6 +40,21 @@ def attention_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(site.name, site.module) for site in iter_attention(model)]
 
 
+def identity_gammas(model: nn.Module) -> dict[str, float]:
+    """``gamma`` of each attention block that sits in a retrofit identity-init wrapper
+    (:class:`senet.retrofit.IdentityInitAttn`, ``y = x + gamma * (attn(x) - x)``), by block name.
+
+    Such a site scales its input by ``1 + gamma * (g - 1)`` for a gate ``g``, so ``gamma`` says how far fine-tuning
+    moved it from the identity it was inserted as.
+    """
+    out = {}
+    for name, block in attention_blocks(model):
+        gamma = getattr(block, "gamma", None)
+        if isinstance(gamma, torch.Tensor) and gamma.ndim == 0:
+            out[name] = float(gamma.detach())
+    return out
+
+
 def gate_module(block: nn.Module) -> nn.Module:
     """The submodule whose output is the channel excitation of ``block`` (:func:`senet.layers.attn_gate`)."""
     return attn_gate(block)

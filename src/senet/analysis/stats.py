@@ -136,7 +136,8 @@ class ExcitationStats:
     class_names: list[str] = field(default_factory=list)
 
     def summary(self) -> list[dict[str, float | str | int]]:
-        """One row per block: name, channels, specificity, saturation low / high / total."""
+        """One row per block: name, channels, specificity, saturation low / high / total, and the mean gate (over
+        images and channels)."""
         rows: list[dict[str, float | str | int]] = []
         for name, s in self.blocks.items():
             low, high = s.saturation()
@@ -148,6 +149,7 @@ class ExcitationStats:
                     "saturation": low + high,
                     "saturation_low": low,
                     "saturation_high": high,
+                    "gate_mean": float(s.overall_mean().mean()),
                 }
             )
         return rows

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from senet.analysis import Recorder, default_blocks, save_stats
+from senet.analysis import Recorder, default_blocks, identity_gammas, save_stats
 from senet.analysis._runtime import eval_batches, load_model, pick_device
 from senet.analysis.plots import plot_excitation_figures
 from senet.errors import SenetError
@@ -23,7 +23,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Run a checkpoint over a dataset with hooks on every attention gate, stream per-class mean/std of the "
             "excitations into OUT/excitations.npz, and draw the paper's figures: class-wise mean excitation per "
             "channel for chosen blocks, within-class mean ± std across depth, and class-specificity / saturation "
-            "(share of values < 0.1 or > 0.9) of every block."
+            "(share of values < 0.1 or > 0.9) of every block. The table also gives each block's mean gate and how "
+            "far its channel scale is from identity on average (for blocks retrofitted with init=identity, with "
+            "their learned gamma): did an inserted block learn anything?"
         ),
     )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by senet train")
@@ -74,19 +76,28 @@ def run(args: argparse.Namespace) -> int:
     npz = save_stats(stats, out / "excitations.npz")
     classes = _pick_classes(args.classes, class_names)
     summary = stats.summary()
+    gammas = identity_gammas(model)
+    for r in summary:
+        # The site's scale is g (a plain block) or 1 + gamma * (g - 1) (identity-init retrofit); a gate in [0, 1]
+        # makes the mean distance of that scale from identity exactly this.
+        r["gamma"] = gammas.get(str(r["block"]))
+        r["scale_dev"] = (1.0 if r["gamma"] is None else abs(r["gamma"])) * (1.0 - float(r["gate_mean"]))
     try:
         figs = plot_excitation_figures(stats, chosen, out, classes=classes, class_names=class_names)
     except MissingDependency as exc:  # the statistics (npz, table) are the result; the figures are extra
         warn_skipped(exc, "senet analyze")
         figs = []
     print_table(
-        ["block", "C", "class-specificity", "saturation (<0.1 | >0.9)"],
+        ["block", "C", "class-specificity", "saturation (<0.1 | >0.9)", "mean gate", "gamma", "mean |scale - 1|"],
         [
             [
                 r["block"],
                 r["channels"],
                 f"{r['specificity']:.3f}",
                 f"{r['saturation']:.3f} ({r['saturation_low']:.3f} | {r['saturation_high']:.3f})",
+                f"{r['gate_mean']:.3f}",
+                "–" if r["gamma"] is None else f"{r['gamma']:.4f}",
+                f"{r['scale_dev']:.4f}",
             ]
             for r in summary
         ],
