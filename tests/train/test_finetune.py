@@ -62,10 +62,16 @@ def test_head_warmup_then_everything_trains(setup: dict) -> None:
     out = setup["root"] / "warmup"
     assert _train(setup, out, "--freeze-epochs", "1") == 0
     original = torch.load(setup["weights"], weights_only=True)
-    assert torch.equal(load_checkpoint(out)["model"]["conv1.weight"], original["conv1.weight"])
+    warm = load_checkpoint(out)["model"]
+    assert torch.equal(warm["conv1.weight"], original["conv1.weight"])
+    # The frozen backbone's BN statistics stay the pretrained ones during the warm-up.
+    assert torch.equal(warm["bn1.running_mean"], original["bn1.running_mean"])
+    assert torch.equal(warm["layer3.2.bn2.running_var"], original["layer3.2.bn2.running_var"])
     out2 = setup["root"] / "warmup2"
     assert _train(setup, out2, "--freeze-epochs", "1", "--epochs", "2", "--layer-decay", "0.7") == 0
-    assert not torch.equal(load_checkpoint(out2)["model"]["conv1.weight"], original["conv1.weight"])
+    after = load_checkpoint(out2)["model"]
+    assert not torch.equal(after["conv1.weight"], original["conv1.weight"])
+    assert not torch.equal(after["bn1.running_mean"], original["bn1.running_mean"])  # then BN trains again
 
 
 def test_layer_decay_scales_lr_from_the_classifier_down() -> None:
