@@ -42,6 +42,10 @@ def test_weights_load_into_a_zoo_model_and_the_head_is_replaced(setup: dict) -> 
     sd = model.state_dict()
     assert torch.equal(sd["conv1.weight"], original["conv1.weight"])
     assert sd["fc.weight"].shape == (3, 64) and original["fc.weight"].shape == (10, 64)
+    # The new head starts at zero (uniform prediction), not with a from-scratch init's large logits.
+    assert not sd["fc.weight"].any() and not sd["fc.bias"].any()
+    lite = build_model("efficientnet_lite0", 3, weights=None)
+    assert lite.fc.weight.abs().max() > 0.1  # from scratch (no weights): the family's own init
     same = build_model("resnet20", 10, weights=str(setup["weights"]))  # same size: the head is kept
     assert torch.equal(same.state_dict()["fc.weight"], original["fc.weight"])
 
