@@ -21,8 +21,8 @@ import torch
 
 
 def load_split(data: str, pre: dict, split: str | None, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from senet.data.preprocess import preprocess
     from senet.data.decode import decode_rgb
+    from senet.data.preprocess import preprocess
     from senet.data.sources import detect_source, eval_split, read_split
 
     src = detect_source(data)
