@@ -9,7 +9,15 @@
 """
 
 from .prune import module_paths, prune_attention, select_blocks
-from .recorder import Recorder, attention_blocks, default_blocks, gate_module, identity_gammas, parse_block_name
+from .recorder import (
+    Recorder,
+    add_identity_distance,
+    attention_blocks,
+    default_blocks,
+    gate_module,
+    identity_gammas,
+    parse_block_name,
+)
 from .stats import SAT_HIGH, SAT_LOW, ClassStats, ExcitationStats, load_stats, save_stats
 
 __all__ = [
@@ -18,6 +26,7 @@ __all__ = [
     "ClassStats",
     "ExcitationStats",
     "Recorder",
+    "add_identity_distance",
     "attention_blocks",
     "identity_gammas",
     "default_blocks",

@@ -55,6 +55,18 @@ def identity_gammas(model: nn.Module) -> dict[str, float]:
     return out
 
 
+def add_identity_distance(summary: list[dict[str, Any]], model: nn.Module) -> list[dict[str, Any]]:
+    """Add ``gamma`` (:func:`identity_gammas`, None for a block built in) and ``scale_dev`` to each row of
+    :meth:`ExcitationStats.summary`: the mean distance from identity of the block's channel scale, ``g`` for a block
+    built in and ``1 + gamma * (g - 1)`` for an identity-init retrofit; a gate in [0, 1] makes it exactly
+    ``|gamma| * (1 - mean gate)`` (``1 - mean gate`` without a wrapper)."""
+    gammas = identity_gammas(model)
+    for r in summary:
+        r["gamma"] = gammas.get(str(r["block"]))
+        r["scale_dev"] = (1.0 if r["gamma"] is None else abs(r["gamma"])) * (1.0 - float(r["gate_mean"]))
+    return summary
+
+
 def gate_module(block: nn.Module) -> nn.Module:
     """The submodule whose output is the channel excitation of ``block`` (:func:`senet.layers.attn_gate`)."""
     return attn_gate(block)

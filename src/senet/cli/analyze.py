@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from senet.analysis import Recorder, default_blocks, identity_gammas, save_stats
+from senet.analysis import Recorder, add_identity_distance, default_blocks, save_stats
 from senet.analysis._runtime import eval_batches, load_model, pick_device
 from senet.analysis.plots import plot_excitation_figures
 from senet.errors import SenetError
@@ -75,13 +75,7 @@ def run(args: argparse.Namespace) -> int:
     stats = rec.stats
     npz = save_stats(stats, out / "excitations.npz")
     classes = _pick_classes(args.classes, class_names)
-    summary = stats.summary()
-    gammas = identity_gammas(model)
-    for r in summary:
-        # The site's scale is g (a plain block) or 1 + gamma * (g - 1) (identity-init retrofit); a gate in [0, 1]
-        # makes the mean distance of that scale from identity exactly this.
-        r["gamma"] = gammas.get(str(r["block"]))
-        r["scale_dev"] = (1.0 if r["gamma"] is None else abs(r["gamma"])) * (1.0 - float(r["gate_mean"]))
+    summary = add_identity_distance(stats.summary(), model)
     try:
         figs = plot_excitation_figures(stats, chosen, out, classes=classes, class_names=class_names)
     except MissingDependency as exc:  # the statistics (npz, table) are the result; the figures are extra

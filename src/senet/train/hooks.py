@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
-from senet.retrofit.training import classifier_name, freeze_all_but_classifier, freeze_backbone, unfreeze
+from senet.retrofit.training import freeze_all_but_classifier, freeze_backbone, unfreeze
 
 from .optim import ModelEma
 
@@ -181,9 +181,7 @@ def _frozen_norms(model: nn.Module) -> list[nn.Module]:
 def _freeze_for_probe(model: nn.Module) -> list[nn.Module]:
     """``--freeze backbone``: only the classifier trains; returns the backbone's norm layers, kept in eval mode."""
     freeze_all_but_classifier(model)
-    head = classifier_name(model)
-    norms = (nn.modules.batchnorm._NormBase,)
-    return [m for n, m in model.named_modules() if isinstance(m, norms) and not n.startswith(f"{head}.")]
+    return _frozen_norms(model)
 
 
 class EmaHook(TrainHook):

@@ -246,7 +246,16 @@ def weights_normalization(path: str | os.PathLike[str]) -> dict[str, tuple[float
     (``senet convert``, ``senet export``) and ``senet train`` checkpoints carry it; other files fall back to the
     loader's default.
     """
-    meta = read_checkpoint(path).metadata
+    path = os.fspath(path)
+    meta = None
+    if path.endswith(".safetensors"):
+        try:
+            with safe_open(path, framework="pt") as f:  # the header only: the resolver reads the tensors
+                meta = _decode_metadata(f.metadata())
+        except Exception:  # noqa: BLE001 - read_checkpoint below gives the one-line error for a bad file
+            meta = None
+    if meta is None:
+        meta = read_checkpoint(path).metadata
     mean, std = meta.get("mean"), meta.get("std")
     ok = all(isinstance(v, list | tuple) and len(v) in (1, 3) for v in (mean, std))
     return {"mean": tuple(float(m) for m in mean), "std": tuple(float(s) for s in std)} if ok else {}
