@@ -564,4 +564,6 @@ def _row(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from senet.cli import run_script
+
+    sys.exit(run_script("airbench_reference.py", main))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -120,4 +121,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("bench_blocks.py", main))

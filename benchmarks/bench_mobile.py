@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -85,4 +86,6 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("bench_mobile.py", main))

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -285,4 +286,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("bench_resnet50.py", main))

@@ -186,4 +186,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from senet.cli import run_script
+
+    sys.exit(run_script("gpu_suite.py", main))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -131,4 +132,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("quant_accuracy.py", main))

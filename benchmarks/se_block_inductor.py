@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
@@ -48,4 +49,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("se_block_inductor.py", main))

@@ -132,4 +132,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from senet.cli import run_script
+
+    sys.exit(run_script("speedrun.py", main))

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -170,4 +171,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from senet.cli import run_script
+
+    sys.exit(run_script("train_throughput.py", main))

@@ -136,3 +136,24 @@ def test_bench_mobile_prints_ratios_to_the_plain_net(capsys: pytest.CaptureFixtu
     assert [r[1] for r in rows] == ["none", "se", "eca"] and rows[0][3] == "1.000"
     assert all(float(r[2]) > 0 for r in rows)
     assert "| mobilenet_v3_small | se |" in capsys.readouterr().out
+
+
+def test_script_user_error_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    cmd = [sys.executable, str(BENCH / "speedrun.py"), "--models", "resnet20", "--seeds", "0"]
+    cmd += ["--ledger", str(tmp_path / "l.jsonl"), "--runs-dir", str(tmp_path / "runs")]
+    for extra, message in [
+        (["--set", "channels_last=maybe"], "channels_last must be one of auto, true, false, not 'maybe'"),
+        (["--config", str(tmp_path / "nope.yaml")], "nope.yaml' does not exist"),
+    ]:
+        r = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("speedrun.py: error: ")
+        assert message in r.stderr
+
+
+def test_layout_benchmark_prints_both_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _script("layout").main(["--models", "resnet20", "--batch-size", "4", "--steps", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| resnet20 |" in out and "channels_last / contiguous" in out

@@ -25,6 +25,16 @@ def test_base_config_sits_under_yaml_and_overrides(tmp_path: Path) -> None:
     assert (cfg.epochs, cfg.lr) == (9, 0.3)
 
 
+def test_true_false_choices_accept_yaml_booleans(tmp_path: Path) -> None:
+    # `--set channels_last=true` and `channels_last: true` in a recipe reach the config as YAML booleans.
+    y = tmp_path / "r.yaml"
+    y.write_text("channels_last: true\n")
+    assert load_config(y).channels_last == "true"
+    assert load_config(None, {"channels_last": "false"}).channels_last == "false"
+    with pytest.raises(SenetError, match="optimizer must be"):
+        load_config(None, {"optimizer": "true"})
+
+
 @pytest.mark.parametrize(
     "overrides,match",
     [

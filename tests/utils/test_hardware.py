@@ -17,7 +17,13 @@ def _fresh_cache():
 
 @pytest.mark.parametrize(
     "cap,amp,cl",
-    [("amx", "bf16", True), ("avx512_bf16", "bf16", True), ("avx512", "fp32", True), ("avx2", "fp32", False)],
+    [
+        ("amx", "bf16", True),
+        ("avx512_bf16", "bf16", True),
+        ("avx512", "fp32", True),
+        ("avx2", "fp32", True),
+        ("baseline", "fp32", False),
+    ],
 )
 def test_auto_precision_follows_the_cpu(cap: str, amp: str, cl: bool) -> None:
     p = hw.auto_precision("cpu", capability=cap)

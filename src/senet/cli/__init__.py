@@ -14,11 +14,12 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from senet._version import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_script"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,16 +52,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 1
+    return run_script(f"senet {args.command}", args.func, args)
+
+
+_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def run_script(prog: str, func: Callable[..., int | None], *args: Any) -> int:
+    """Call ``func(*args)`` as a command: user mistakes (bad path, bad value: ``SenetError`` and the OS errors) print
+    one line ``PROG: error: ...`` and give status 2, Ctrl-C gives 130; ``SENET_DEBUG=1`` shows the traceback.
+
+    The ``senet`` subcommands and the scripts in ``benchmarks/`` share it, so neither shows a traceback for a typo.
+    """
     try:
-        return int(args.func(args) or 0)
+        return int(func(*args) or 0)
     except KeyboardInterrupt:
-        print("senet: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        # User mistakes (bad path, bad value) get one line; SENET_DEBUG=1 shows the traceback.
+    except _USER_ERRORS as exc:
         if os.environ.get("SENET_DEBUG"):
             raise
-        print(f"senet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -169,6 +169,9 @@ def _check(name: str, value: Any, tp: Any, source: str) -> Any:
             raise SenetError(f"{source}: {name} must be a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool) and "true" in _CHOICES.get(name, ()):
+            # YAML reads a bare `true` as a boolean; `channels_last: true` means the choice "true".
+            return "true" if value else "false"
         if not isinstance(value, str):
             raise SenetError(f"{source}: {name} must be a string, got {value!r}")
         return value
