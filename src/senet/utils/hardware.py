@@ -152,7 +152,7 @@ def auto_precision(
             auto_cl = auto_amp == "bf16"
             why = f"CPU capability unknown; measured bf16/fp32 matmul speed {speedup:.2f}x: {auto_amp}"
         elif cap == "avx2":
-            # fp32 channels_last measured 1.06-1.27x contiguous on AVX2 (CIFAR ResNets, SpeedNet; 1 and 2 threads).
+            # fp32 channels_last measured 1.01-1.31x contiguous on AVX2 (benchmarks/layout.py; docs/training.md).
             auto_amp, auto_cl = "fp32", True
             why = "CPU is avx2 (no bf16 units: bf16 would be ~4x slower): fp32, channels_last"
         else:
