@@ -163,3 +163,11 @@ def test_cell_cost_of_a_retrofitted_cell_counts_the_inserted_attention() -> None
     plain = cell_cost("resnet20", {}, throughput=False)
     se = cell_cost("resnet20", {"attn_layer": "se"}, throughput=False, retrofit="senet:resnet20")
     assert se["params"] > plain["params"] and se["macs"] >= plain["macs"]
+
+
+def test_cell_cost_is_measured_at_the_runs_input_size() -> None:
+    from senet.analysis.ablate import cell_cost
+
+    at32 = cell_cost("resnet20", {}, throughput=False)
+    at64 = cell_cost("resnet20", {}, throughput=False, img_size=64)
+    assert at64["params"] == at32["params"] and at64["macs"] == pytest.approx(4 * at32["macs"], rel=0.01)

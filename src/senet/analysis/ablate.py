@@ -190,11 +190,13 @@ def cell_cost(
     iters: int = 3,
     throughput: bool = True,
     retrofit: str | None = None,
+    img_size: int | None = None,
 ) -> dict[str, Any]:
     """Params, MACs (one image) and, with ``throughput``, measured fp32 inference images/s of one cell's model
-    (``retrofit``: the cell's network is ``retrofit`` with attention inserted, as the training run builds it)."""
+    (``retrofit``: the cell's network is ``retrofit`` with attention inserted, as the training run builds it;
+    ``img_size``: the runs' input size, else the model's default one)."""
     net = build_model(model, num_classes, dict(model_kwargs), retrofit=retrofit)
-    size = model_input_size(net, model)
+    size = model_input_size(net, model, img_size)
     speed = time_model(net, (throughput_batch, *size), warmup=1, iters=iters).throughput if throughput else None
     return {"params": count_params(net), "macs": count_macs(net, torch.randn(1, *size)).macs, "throughput": speed}
 
@@ -257,8 +259,9 @@ def ablate(
     for cell in grid.cells if cost else []:
         try:
             kwargs = {**(base.get("model_kwargs") or {}), **cell.model_kwargs}
-            retrofit = {**base, **cell.train}.get("retrofit")
-            costs[cell.label] = cell_cost(base["model"], kwargs, throughput=throughput, retrofit=retrofit)
+            run = {**base, **cell.train}
+            where = {"retrofit": run.get("retrofit"), "img_size": run.get("img_size")}
+            costs[cell.label] = cell_cost(base["model"], kwargs, throughput=throughput, **where)
         except Exception as exc:  # noqa: BLE001 - a cost failure must not lose the sweep's table
             costs[cell.label] = {"error": str(exc)}
     seeds = sweep.get("seeds", 3)
