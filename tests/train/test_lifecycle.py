@@ -87,6 +87,42 @@ def test_fit_resumes_from_a_saved_position(tiny: Path, tmp_path: Path) -> None:
     again.close()
 
 
+def test_resume_on_another_machine_keeps_precision_and_names_both(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import senet.train.trainer as trainer_mod
+    from senet.train.ledger import row_from_run
+    from senet.utils import hardware as hw
+
+    def machine(model: str, cap: str) -> None:
+        info = {"cpu_model": model, "cpu_capability": cap, "threads": 1}
+        monkeypatch.setattr(trainer_mod, "machine_info", lambda device: dict(info))
+        monkeypatch.setattr(hw, "cpu_capability", lambda: cap)
+
+    machine("AVX2 box", "avx2")
+    t = Trainer(_cfg(tiny, tmp_path / "run"), stop_after_steps=2, print_fn=lambda *a: None)
+    t.setup()
+    assert t.amp == "fp32" and t.fit()["status"] == "interrupted"
+    t.close()
+    machine("AMX box", "amx")  # auto would pick bf16 here: the run must stay in the fp32 it started in
+    said: list[str] = []
+    again = Trainer(_cfg(tiny, tmp_path / "run", resume=True), print_fn=said.append)
+    again.setup()
+    assert again.amp == "fp32" and "started in fp32: kept" in again.precision.reason
+    assert any("AMX box (amx) (resumed; began on AVX2 box (avx2))" in line for line in said), said
+    again.fit()
+    assert again.finish()["status"] == "done"
+    again.close()
+    meta = load_run(tmp_path / "run", checkpoint=False).meta
+    assert meta["machines"] == ["AVX2 box (avx2)", "AMX box (amx)"] and meta["amp"] == "fp32"
+    row = row_from_run(tmp_path / "run", "x")
+    assert row["machine"] == "AVX2 box (avx2) then AMX box (amx)" and row["amp"] == "fp32"
+    # An explicit --amp on resume is obeyed.
+    forced = _trainer(_cfg(tiny, tmp_path / "run2", amp="bf16"))
+    assert forced.amp == "bf16"
+    forced.close()
+
+
 def test_freeze_phases_hook(tiny: Path, tmp_path: Path) -> None:
     from senet.models import create_model
     from senet.retrofit.training import classifier_name

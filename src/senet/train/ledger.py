@@ -194,11 +194,11 @@ def row_key(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
 
 
 def _machine(meta: dict[str, Any]) -> str:
-    if meta.get("gpu"):
-        return str(meta["gpu"])
-    if meta.get("cpu_model"):
-        return f"{meta['cpu_model']} ({meta.get('cpu_capability', '?')})"
-    return "unknown"
+    from senet.utils.hardware import machine_label  # torch: the ledger itself is read without it
+
+    # A run resumed on other machines names each in turn: its seconds then mix machines and do not compare.
+    machines = meta.get("machines") or [machine_label(meta)]
+    return " then ".join(machines)
 
 
 def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any) -> dict[str, Any]:

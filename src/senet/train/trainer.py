@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from senet.data.splits import run_source, split_options
 from senet.errors import SenetError
 from senet.resolve import resolve_model
 from senet.runs import CHECKPOINT_FILE, Run, load_run
-from senet.utils.hardware import auto_precision, machine_info
+from senet.utils.hardware import auto_precision, machine_info, machine_label
 from senet.utils.io import atomic_write_text
 from senet.weights import weights_normalization
 
@@ -171,6 +171,7 @@ class Trainer:
         """Device and precision, run folder, data, model, optimizer, resume state, logging; writes config and meta."""
         self._setup_runtime()
         self._setup_run_dir()
+        self._keep_resumed_precision()
         self._setup_data()
         self._setup_model()
         self._setup_optim()
@@ -283,6 +284,24 @@ class Trainer:
         self.recipe = RecipeHooks(self.model, cfg, self.schedule.total, self.info.enabled)
         self.hooks = build_hooks(self.recipe, self.phases, self.ema, self.model)
 
+    def _keep_resumed_precision(self) -> None:
+        """A resumed run keeps the precision it started in under ``amp: auto``, also on another machine: a run
+        that switches from fp32 to bf16 halfway is neither (an explicit ``--amp`` is obeyed and said)."""
+        started = (self.resumed.meta.get("amp") if self.resumed is not None else None) or self.amp
+        if self.cfg.amp != "auto" or started == self.amp:
+            return
+        why = f"{self.precision.reason}; the resumed run started in {started}: kept (pass --amp to change it)"
+        self.precision = replace(self.precision, amp=started, reason=why)
+        self.amp = started
+
+    def _machines(self) -> list[str]:
+        """Every machine the run has trained on, in order (``meta.json``'s ``machines``; one unless resumed)."""
+        prev = self.resumed.meta if self.resumed is not None else {}
+        known = prev.get("cpu_model") or prev.get("gpu")
+        machines = list(prev.get("machines") or ([machine_label(prev)] if known else []))
+        here = machine_label(self.machine)
+        return machines if machines and machines[-1] == here else [*machines, here]
+
     def _restore(self) -> None:
         """Load the resumed checkpoint's state (all of it: weights, optimizer, schedule, RNG, position)."""
         self.start_epoch, self.start_step, self.partial = 0, 0, [0.0, 0.0, 0.0]
@@ -330,8 +349,8 @@ class Trainer:
         if not info.is_main:
             return
         self.run.save()
-        machine = self.machine
-        where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
+        machines = meta["machines"]
+        where = machines[-1] if len(machines) == 1 else f"{machines[-1]} (resumed; began on {machines[0]})"
         self.say(f"senet train: {where}; {self.precision.reason}")
         self.say(
             f"senet train: {cfg.model} on {self.data_path} ({data.train.num_samples} train / "
@@ -349,6 +368,7 @@ class Trainer:
             "channels_last": self.channels_last,
             "precision_reason": self.precision.reason,
             **self.machine,
+            "machines": self._machines(),
             "attention": model_attention(self.model),
             "world_size": self.info.world_size,
             "data_path": str(self.data_path),

@@ -26,7 +26,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["CAPABILITIES", "Precision", "cpu_capability", "cpu_model", "machine_info", "auto_precision"]
+__all__ = [
+    "CAPABILITIES",
+    "Precision",
+    "cpu_capability",
+    "cpu_model",
+    "machine_info",
+    "machine_label",
+    "auto_precision",
+]
 
 #: CPU capability classes, fastest bf16 first. ``unknown``: no x86 flags to read (e.g. an ARM CPU).
 CAPABILITIES = ("amx", "avx512_bf16", "avx512", "avx2", "baseline", "unknown")
@@ -96,6 +104,16 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     if device.type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def machine_label(info: dict[str, Any]) -> str:
+    """One line naming the machine of a :func:`machine_info` dict (or a run's ``meta.json``): the GPU, else the CPU
+    model and capability (``AMD EPYC (avx2)``)."""
+    if info.get("gpu"):
+        return str(info["gpu"])
+    if info.get("cpu_model"):
+        return f"{info['cpu_model']} ({info.get('cpu_capability', '?')})"
+    return "unknown"
 
 
 @dataclass(frozen=True)
