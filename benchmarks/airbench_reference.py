@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(device)
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr, results on stdout
 
-    done: set[tuple[str, int, str, str, str]] = set()
+    done: set[tuple[str, int, str, str, str, str]] = set()
     if args.ledger:
         from senet.train.ledger import done_keys
 
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup:
         run(data, hyp, 0, prec, max_steps=10, say=say)
     for seed in _seeds(args.seeds):
-        if (MODEL, seed, rhash, prec.name, "none") in done:
+        if (MODEL, seed, rhash, prec.name, "none", device.type) in done:
             say(f"airbench_reference: seed {seed} is already in {args.ledger}; skipped")
             continue
         say(f"airbench_reference: seed {seed}, {len(data.train_y)} train images from {data.source}, {prec.name}")
@@ -530,10 +530,10 @@ def _row(
     hyp: Hyp,
 ) -> dict[str, Any]:
     from senet.train.trainer import code_version
+    from senet.utils.hardware import machine_label
 
     version = code_version()
     commit = version.get("git_commit", "unknown") + ("+dirty" if version.get("git_dirty") else "")
-    where = machine.get("gpu") or f"{machine['cpu_model']} ({machine['cpu_capability']})"
     return {
         "experiment": args.experiment,
         "model": MODEL,
@@ -541,7 +541,8 @@ def _row(
         "seed": seed,
         "recipe_hash": rhash,
         "commit": commit,
-        "machine": where,
+        "machine": machine_label(machine),
+        "device": "cuda" if machine.get("gpu") else "cpu",
         "amp": prec.name,
         "train_s": res["train_s"],
         "eval_s": res["eval_s"],

@@ -42,7 +42,7 @@ def test_append_keeps_old_rows_and_leaves_no_temporaries(tmp_path: Path) -> None
     append_row(path, _row(seed=1, top1=91.5))
     rows = read_rows(path)
     assert [r["seed"] for r in rows] == [0, 1] and rows[1]["top1"] == 91.5
-    assert done_keys(path) == {("speednet", 0, "abc", "bf16", "none"), ("speednet", 1, "abc", "bf16", "none")}
+    assert done_keys(path) == {("speednet", s, "abc", "bf16", "none", "cpu") for s in (0, 1)}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -126,6 +126,16 @@ def test_config_key_tells_a_bf16_run_from_its_fp32_twin() -> None:
     bf16, fp32 = (load_config(None, {"amp": a, "device": "cpu"}) for a in ("bf16", "fp32"))
     assert config_key(bf16)[:3] == config_key(fp32)[:3]  # one recipe: the parity table pairs them
     assert (config_key(bf16)[3], config_key(fp32)[3]) == ("bf16", "fp32")  # two cells: the sweep trains both
+
+
+def test_a_gpu_sweep_does_not_skip_the_cells_a_cpu_ran(tmp_path: Path) -> None:
+    # The GPU suite shares the speedrun recipe (device, data path and compile are not the recipe) and bf16 with the
+    # AVX-512 BF16 CPU runs already in the ledger: the device keeps the cells apart.
+    path = tmp_path / "x.jsonl"
+    append_row(path, _row(seed=0))  # a row from before the device column: a CPU run
+    append_row(path, _row(seed=0, device="cuda"))
+    assert {k[-1] for k in done_keys(path)} == {"cpu", "cuda"} and len(done_keys(path)) == 2
+    assert config_key(load_config(None, {"device": "cpu"}))[-1] == "cpu"
 
 
 def test_a_recipe_keeps_its_hash_when_config_keys_are_added() -> None:

@@ -17,6 +17,7 @@ from senet.errors import SenetError  # noqa: E402
 from senet.runs import load_run  # noqa: E402
 from senet.train import load_config  # noqa: E402
 from senet.train.hooks import FreezePhases, build_hooks  # noqa: E402
+from senet.train.ledger import read_rows  # noqa: E402
 from senet.train.trainer import Trainer  # noqa: E402
 
 # A 2-epoch run of a small BatchNorm CNN; tests override single keys.
@@ -121,6 +122,29 @@ def test_resume_on_another_machine_keeps_precision_and_names_both(
     forced = _trainer(_cfg(tiny, tmp_path / "run2", amp="bf16"))
     assert forced.amp == "bf16"
     forced.close()
+
+
+def test_resume_refuses_a_changed_recipe_and_a_passed_epoch(tiny: Path, tmp_path: Path) -> None:
+    t = Trainer(_cfg(tiny, tmp_path / "run", epochs=3), stop_after_steps=3, print_fn=lambda *a: None)
+    t.setup()
+    t.fit()
+    t.close()
+    # The optimizer state would keep lr 0.05: a changed lr would be recorded but not applied.
+    with pytest.raises(SenetError, match=r"another recipe \(lr 0\.05 -> 0\.01\)"):
+        _trainer(_cfg(tiny, tmp_path / "run", epochs=3, lr=0.01, resume=True))
+    # More epochs (train longer) and another eval_every are allowed.
+    _trainer(_cfg(tiny, tmp_path / "run", epochs=4, eval_every=2, resume=True)).close()
+    ledger, results = tmp_path / "l.jsonl", []
+    for _ in range(2):  # the second resume finds the run finished: no second ledger row, result.json kept
+        done = Trainer(_cfg(tiny, tmp_path / "run", epochs=3, resume=True, ledger=str(ledger)), print_fn=lambda *a: 0)
+        done.setup()
+        done.fit()
+        assert done.finish()["status"] == "done"
+        done.close()
+        results.append((tmp_path / "run" / "result.json").read_text())
+    assert len(read_rows(ledger)) == 1 and results[0] == results[1] and '"epochs_done": 3' in results[0]
+    with pytest.raises(SenetError, match="already at epoch 3, past epochs 2"):
+        _trainer(_cfg(tiny, tmp_path / "run", epochs=2, resume=True))
 
 
 def test_freeze_phases_hook(tiny: Path, tmp_path: Path) -> None:

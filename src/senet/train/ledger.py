@@ -38,6 +38,7 @@ __all__ = [
     "done_keys",
     "row_key",
     "config_key",
+    "recipe_changes",
     "config_recipe_hash",
     "recorded_dataset",
 ]
@@ -140,6 +141,24 @@ def recipe_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def recipe_changes(old: dict[str, Any], new: dict[str, Any], allowed: Iterable[str] = ()) -> list[str]:
+    """The recipe settings that differ between two resolved configs (``"lr 0.1 -> 0.01"``), leaving out what
+    :func:`recipe_hash` leaves out, the recorded ``dataset`` and the keys in ``allowed``. A key missing from ``old``
+    (a run from before it existed) counts as its default."""
+    from senet.train.config import TrainConfig, config_to_dict  # torch: the ledger itself is read without it
+
+    defaults = config_to_dict(TrainConfig())
+    skip = _NOT_RECIPE | {"dataset", *allowed}
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if k in skip:
+            continue
+        a, b = old.get(k, defaults.get(k)), new.get(k, defaults.get(k))
+        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            out.append(f"{k} {a!r} -> {b!r}")
+    return out
+
+
 def recorded_dataset(cfg: Any, data_path: str | os.PathLike[str] | None = None) -> str:
     """The dataset name a run of ``cfg`` records in its ``config.yaml``: what ``--data`` resolves to, not the lookup
     name's default (a folder ``flowers/`` records ``flowers`` although ``cfg.dataset`` says ``cifar10``).
@@ -158,7 +177,7 @@ def recorded_dataset(cfg: Any, data_path: str | os.PathLike[str] | None = None) 
     return dataset_name(Path(data_path), cfg.dataset)
 
 
-def config_key(cfg: Any) -> tuple[str, int, str, str, str]:
+def config_key(cfg: Any) -> tuple[str, int, str, str, str, str]:
     """The :func:`row_key` that a finished run of the :class:`~senet.train.TrainConfig` ``cfg`` will have (``amp:
     auto`` resolved for this machine as the trainer resolves it; the attention kind read from the network, built
     on the meta device without weights), so a sweep can skip a cell that is done."""
@@ -168,14 +187,15 @@ def config_key(cfg: Any) -> tuple[str, int, str, str, str]:
     from senet.train.trainer import resolve_device
     from senet.utils.hardware import auto_precision
 
-    amp = auto_precision(resolve_device(cfg.device), cfg.amp, cfg.channels_last).amp
+    device = resolve_device(cfg.device)
+    amp = auto_precision(device, cfg.amp, cfg.channels_last).amp
     classes = None if getattr(cfg, "task", "classify") == "denoise" else 10  # the count does not change the kind
     try:
         with torch.device("meta"):
             model = build_model(cfg.model, classes, cfg.model_kwargs, cfg.retrofit)
     except Exception:  # noqa: BLE001 - a model that cannot be built on meta is built for real (same kind)
         model = build_model(cfg.model, classes, cfg.model_kwargs, cfg.retrofit)
-    return (cfg.model, int(cfg.seed), config_recipe_hash(cfg), amp, model_attention(model))
+    return (cfg.model, int(cfg.seed), config_recipe_hash(cfg), amp, model_attention(model), device.type)
 
 
 def config_recipe_hash(cfg: Any) -> str:
@@ -186,11 +206,14 @@ def config_recipe_hash(cfg: Any) -> str:
     return recipe_hash(dict(config_to_dict(cfg), dataset=recorded_dataset(cfg)))
 
 
-def row_key(row: dict[str, Any]) -> tuple[str, int, str, str, str]:
-    """What makes a run unique in a ledger file: model, seed, recipe, the precision it trained in and its attention
-    kind (the recipe leaves amp and ``attn_layer`` out so that a bf16 run and its fp32 twin, or a grid's none and SE
-    cells, share a recipe and pair up)."""
-    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]), str(row["amp"]), str(row["kind"]))
+def row_key(row: dict[str, Any]) -> tuple[str, int, str, str, str, str]:
+    """What makes a run unique in a ledger file: model, seed, recipe, the precision it trained in, its attention
+    kind and the device type (the recipe leaves amp, ``attn_layer`` and the device out so that a bf16 run and its
+    fp32 twin, a grid's none and SE cells, or a CPU run and its GPU twin share a recipe and pair up; the key keeps
+    them apart, so a GPU sweep does not skip the cells a CPU already ran). Rows from before the ``device`` column
+    were all CPU runs."""
+    device = str(row.get("device") or "cpu")
+    return (str(row["model"]), int(row["seed"]), str(row["recipe_hash"]), str(row["amp"]), str(row["kind"]), device)
 
 
 def _machine(meta: dict[str, Any]) -> str:
@@ -230,6 +253,7 @@ def row_from_run(run_dir: str | os.PathLike[str], experiment: str, **extra: Any)
         "recipe_hash": recipe_hash(config),
         "commit": commit,
         "machine": _machine(meta),
+        "device": str(meta.get("device") or "cpu").split(":")[0],
         "cpu_capability": meta.get("cpu_capability"),
         "amp": meta.get("amp"),
         "channels_last": meta.get("channels_last"),
@@ -319,6 +343,6 @@ def read_rows(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
     return out
 
 
-def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str, str, str]]:
+def done_keys(path: str | os.PathLike[str]) -> set[tuple[str, int, str, str, str, str]]:
     """The (model, seed, recipe_hash) cells already in the ledger at ``path``."""
     return {row_key(r) for r in read_rows(path)}

@@ -38,7 +38,7 @@ from .config import TrainConfig, config_to_dict
 from .distributed import all_reduce_sum, barrier, cleanup, init_distributed
 from .evaluate import autocast_context
 from .hooks import FreezePhases, RecipeHooks, build_hooks
-from .ledger import append_row, model_attention, recorded_dataset, row_from_run
+from .ledger import append_row, model_attention, recipe_changes, recorded_dataset, row_from_run
 from .optim import LRSchedule, ModelEma, create_optimizer
 from .progress import MetricsLogger, StopFlag, advance_bar, close_bar, progress_bar
 from .tasks import create_task
@@ -212,6 +212,7 @@ class Trainer:
             if not self.last.is_file():
                 raise SenetError(f"--resume: no checkpoint {str(self.last)!r}; start without --resume or fix --output")
             self.resumed = load_run(self.last)
+            self._check_resumed_recipe(self.resumed)
         elif self.last.is_file():
             raise SenetError(
                 f"{str(self.run_dir)!r} already holds a run: add --resume to continue it or pick another --output"
@@ -283,6 +284,23 @@ class Trainer:
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
         self.recipe = RecipeHooks(self.model, cfg, self.schedule.total, self.info.enabled)
         self.hooks = build_hooks(self.recipe, self.phases, self.ema, self.model)
+
+    def _check_resumed_recipe(self, run: Run) -> None:
+        """A resume continues the run's recipe: the optimizer state restores the old lr, momentum and weight decay,
+        so a changed setting would be recorded but not applied. Only ``epochs`` (train longer) and ``eval_every``
+        may change, and ``epochs`` not below the epoch the run has reached."""
+        changes = recipe_changes(run.config, config_to_dict(self.cfg), allowed=("epochs", "eval_every"))
+        if changes:
+            raise SenetError(
+                f"--resume: {str(self.run_dir)!r} was trained with another recipe ({'; '.join(changes)}); resuming "
+                "cannot change it: drop those settings, or start a new run with another --output"
+            )
+        reached = int((run.checkpoint or {}).get("epoch", 0))
+        if reached > self.cfg.epochs:
+            raise SenetError(
+                f"--resume: {str(self.run_dir)!r} is already at epoch {reached}, past epochs {self.cfg.epochs}; "
+                f"resume with epochs >= {reached} or start a new run with another --output"
+            )
 
     def _keep_resumed_precision(self) -> None:
         """A resumed run keeps the precision it started in under ``amp: auto``, also on another machine: a run
@@ -572,6 +590,11 @@ class Trainer:
         if skipped:
             result.update(skipped_images=len(skipped), skipped=list(skipped))
             self.say(f"senet train: skipped {len(skipped)} undecodable image(s): " + ", ".join(skipped))
+        finished_before = self.resumed is not None and self.start_epoch >= cfg.epochs and not self.start_step
+        if finished_before and (self.run_dir / "result.json").is_file():
+            # Resuming a finished run trains nothing: its result (and its ledger row) stay as they were.
+            self.say(f"senet train: {str(self.run_dir)!r} had already finished its {cfg.epochs} epochs; nothing to do")
+            return {**json.loads((self.run_dir / "result.json").read_text(encoding="utf-8")), "status": "done"}
         if self.info.is_main:
             atomic_write_text(self.run_dir / "result.json", json.dumps(result, indent=2) + "\n")
             if cfg.ledger and result["status"] == "done":
