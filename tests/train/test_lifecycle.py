@@ -82,10 +82,14 @@ def test_fit_resumes_from_a_saved_position(tiny: Path, tmp_path: Path) -> None:
     t.setup()
     assert t.fit()["status"] == "interrupted" and t.result["step"] == 2
     t.close()
+    before = load_run(tmp_path / "run").checkpoint["partial_time_s"]
+    assert before > 0
     again = _trainer(_cfg(tiny, tmp_path / "run", resume=True))
     assert (again.start_epoch, again.start_step) == (0, 2)
     assert again.fit()["status"] == "done"
     again.close()
+    # The resumed epoch's time counts the steps trained before the stop (its image count does).
+    assert load_run(tmp_path / "run").metrics()[0]["epoch_time_s"] > before
 
 
 def test_resume_on_another_machine_keeps_precision_and_names_both(

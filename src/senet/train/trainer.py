@@ -125,9 +125,14 @@ class _EpochProgress:
     t0: float = field(default_factory=time.time)
     seen: int = 0
     bar: Any = None
+    before_s: float = 0.0  # seconds this epoch trained before a mid-epoch resume (sums include those steps)
 
     def speed(self, world_size: int) -> float:
         return self.seen * world_size / max(1e-9, time.time() - self.t0)
+
+    def elapsed(self) -> float:
+        """Training seconds of the whole epoch, the part before a resume included."""
+        return time.time() - self.t0 + self.before_s
 
 
 class Trainer:
@@ -322,7 +327,7 @@ class Trainer:
 
     def _restore(self) -> None:
         """Load the resumed checkpoint's state (all of it: weights, optimizer, schedule, RNG, position)."""
-        self.start_epoch, self.start_step, self.partial = 0, 0, [0.0, 0.0, 0.0]
+        self.start_epoch, self.start_step, self.partial, self.partial_s = 0, 0, [0.0, 0.0, 0.0], 0.0
         if self.resumed is None:
             return
         ckpt = self.resumed.checkpoint or {}
@@ -344,6 +349,7 @@ class Trainer:
         set_rng_state(ckpt["rng"])
         self.start_epoch, self.start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         self.partial = list(ckpt.get("partial", self.partial))
+        self.partial_s = float(ckpt.get("partial_time_s", 0.0))
         self.say(f"senet train: resuming {str(self.last)!r} at epoch {self.start_epoch + 1}, step {self.start_step}")
 
     def _setup_run_record(self) -> None:
@@ -423,8 +429,9 @@ class Trainer:
         for hook in self.hooks:
             hook.start_epoch(epoch)
         self.data.train.set_epoch(epoch, self.start_step)
-        sums = self.partial if self.start_step else [0.0, 0.0, 0.0]
+        sums, before_s = (self.partial, self.partial_s) if self.start_step else ([0.0, 0.0, 0.0], 0.0)
         ep = _EpochProgress(epoch, self.start_step, torch.tensor(sums, dtype=torch.float64, device=self.device))
+        ep.before_s = before_s
         ep.bar = progress_bar(self.logger, epoch, self.cfg.epochs, self.steps_per_epoch, ep.step)
         # The non-finite check and the stop flag are read on the host only every `check_every` steps (and at the last
         # step of an epoch): a per-step `.item()` would make a fast GPU wait for the host each step. The first bad
@@ -456,7 +463,7 @@ class Trainer:
         close_bar(ep.bar)
         all_reduce_sum(ep.sums, self.info)
         self.start_step = 0
-        elapsed = time.time() - ep.t0
+        elapsed = ep.elapsed()
         return {
             "epoch": epoch + 1,
             "epochs": self.cfg.epochs,
@@ -492,7 +499,9 @@ class Trainer:
         return cols
 
     # -- checkpoints and stops ---------------------------------------------------------------------------------------
-    def state_dict(self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None) -> dict[str, Any]:
+    def state_dict(
+        self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None, elapsed_s: float = 0.0
+    ) -> dict[str, Any]:
         """Everything an exact resume at ``epoch``/``step_in_epoch`` needs, plus the run's record."""
         ema = self.ema
         return {
@@ -507,13 +516,16 @@ class Trainer:
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "partial": list(sums or [0.0, 0.0, 0.0]),
+            "partial_time_s": float(elapsed_s),
             **self.run.checkpoint_fields(),
         }
 
-    def save(self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None) -> None:
+    def save(
+        self, epoch: int, step_in_epoch: int = 0, sums: list[float] | None = None, elapsed_s: float = 0.0
+    ) -> None:
         """Write the checkpoint (rank 0, atomically) and wait for every rank."""
         if self.info.is_main:
-            save_checkpoint(self.state_dict(epoch, step_in_epoch, sums), self.last)
+            save_checkpoint(self.state_dict(epoch, step_in_epoch, sums, elapsed_s), self.last)
         barrier(self.info)
 
     def _step_budget_spent(self) -> bool:
@@ -552,7 +564,7 @@ class Trainer:
     def _interrupt(self, ep: _EpochProgress) -> None:
         """A stop inside an epoch: checkpoint the exact position (partial sums too) and say how to resume."""
         close_bar(ep.bar)
-        self.save(ep.epoch, ep.step, ep.sums.tolist())
+        self.save(ep.epoch, ep.step, ep.sums.tolist(), ep.elapsed())
         how = f"senet train --output {self.run_dir} --resume"
         self.say(
             f"senet train: stopped at epoch {ep.epoch + 1}, step {ep.step}; checkpoint {self.last}. Resume: {how}"
