@@ -48,3 +48,20 @@ def test_sweep_fills_the_ledger_skips_done_cells_and_resumes(tmp_path: Path, mon
     # Another recipe is another set of cells.
     kw["overrides"] = dict(ov, lr=0.05)
     assert len(run_sweep(None, models[:1], [0], ledger, **kw)) == 1 and len(read_rows(ledger)) == 5
+    # The finished run of the old recipe was moved aside, not deleted.
+    kept = [p.name for p in (tmp_path / "runs" / "exp").iterdir() if p.name.startswith("_tiny_models_tiny_bn_cnn-s0.")]
+    assert len(kept) == 1 and (tmp_path / "runs" / "exp" / kept[0] / "last.pt").is_file()
+
+
+def test_sweep_puts_a_finished_run_back_in_a_reset_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tree(tmp_path / "ds", n_train=8, n_test=4)
+    ov = dict(data=str(tmp_path / "ds"), epochs=1, batch_size=8, cache_dir=str(tmp_path / "cache"))
+    ledger = tmp_path / "exp.jsonl"
+    kw = dict(overrides=ov, runs_dir=tmp_path / "runs", print_fn=lambda m: None)
+    real_train = trainer_mod.train
+    monkeypatch.setattr(trainer_mod, "train", lambda cfg: real_train(cfg, print_fn=lambda *a: 0))
+    assert len(run_sweep(None, ["_tiny_models:tiny_cnn"], [0], ledger, **kw)) == 1
+    row = read_rows(ledger)[0]
+    ledger.unlink()
+    assert run_sweep(None, ["_tiny_models:tiny_cnn"], [0], ledger, **kw) == []  # no retraining
+    assert read_rows(ledger) == [row]

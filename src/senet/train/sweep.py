@@ -26,7 +26,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ from senet.utils.io import atomic_write_text
 from . import trainer
 from .config import load_config
 from .grids import Cell, Grid
-from .ledger import config_key, done_keys, read_rows, row_key
+from .ledger import append_row, config_key, done_keys, read_rows, row_from_run, row_key
 
 __all__ = ["TrainFn", "parse_seeds", "run_grid", "run_key", "run_sweep", "senet_train_fn"]
 
@@ -85,11 +84,13 @@ def run_sweep(
             ov = dict(overrides or {}, model=model, seed=seed, output=str(run_dir), resume=False)
             ov.update(ledger=str(ledger), experiment=experiment)
             ov.setdefault("progress", "none")
-            if _ledger_key(dict(ov, config_file=config)) in done:
+            key = _ledger_key(dict(ov, config_file=config))
+            if key in done:
                 print_fn(f"skip {model} seed {seed}: already in {ledger}")
                 continue
-            # Finished but not in this ledger (the recipe changed, or the ledger was reset): train it again.
-            ov["resume"] = _prepare_run_dir(run_dir, restart_finished=True)
+            if _finished(run_dir) and _keep_finished(run_dir, experiment, ledger, done, key, print_fn):
+                continue
+            ov["resume"] = (run_dir / "last.pt").is_file()
             result = trainer.train(load_config(config, ov))
             results.append(result)
             status = result.get("status")
@@ -101,15 +102,42 @@ def run_sweep(
     return results
 
 
-def _prepare_run_dir(run_dir: Path, *, restart_finished: bool) -> bool:
-    """Whether the run in ``run_dir`` resumes from its ``last.pt``; ``restart_finished`` removes a finished run."""
-    if not (run_dir / "last.pt").is_file():
-        return False
+def _keep_finished(
+    run_dir: Path,
+    experiment: str,
+    ledger: Path,
+    done: set[tuple[Any, ...]],
+    cell: tuple[Any, ...],
+    print_fn: Callable[[str], Any],
+) -> bool:
+    """Whether the finished run in ``run_dir`` is the cell ``cell`` (nothing left to train). It is never deleted: a
+    row missing from the ledger (reset, or lost) is appended again; a run of another recipe or precision (e.g.
+    resumed on a machine where ``amp: auto`` differs) is moved aside to ``NAME.RECIPE-AMP`` to make room."""
+    row = row_from_run(run_dir, experiment)
+    key = row_key(row)
+    if key not in done:
+        append_row(ledger, row)
+        done.add(key)
+        print_fn(f"{run_dir} had finished (top-1 {row.get('top1')}); its row is back in {ledger}")
+    if key == cell:
+        return True
+    aside, n = run_dir.with_name(f"{run_dir.name}.{row['recipe_hash']}-{row['amp']}"), 1
+    while aside.exists():
+        aside, n = run_dir.with_name(f"{run_dir.name}.{row['recipe_hash']}-{row['amp']}.{n}"), n + 1
+    run_dir.rename(aside)
+    print_fn(f"{run_dir} held a finished run of another recipe or precision (in {ledger}): moved to {aside}")
+    return False
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that finished (its ``result.json`` says done)."""
     result_file = run_dir / "result.json"
-    if restart_finished and result_file.is_file() and '"done"' in result_file.read_text():
-        shutil.rmtree(run_dir)
+    if not ((run_dir / "last.pt").is_file() and result_file.is_file()):
         return False
-    return True
+    try:
+        return json.loads(result_file.read_text(encoding="utf-8")).get("status") == "done"
+    except ValueError:
+        return False
 
 
 def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -120,7 +148,7 @@ def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """
     overrides = {k: v for k, v in config.items() if k != "config_file"}
     overrides["output"] = str(run_dir)
-    overrides["resume"] = _prepare_run_dir(Path(run_dir), restart_finished=False)
+    overrides["resume"] = (Path(run_dir) / "last.pt").is_file()
     overrides.setdefault("progress", "none")
     result = trainer.train(load_config(config.get("config_file"), overrides), print_fn=lambda *a: None)
     if result.get("status", "done") != "done":
