@@ -65,3 +65,14 @@ def test_sweep_puts_a_finished_run_back_in_a_reset_ledger(tmp_path: Path, monkey
     ledger.unlink()
     assert run_sweep(None, ["_tiny_models:tiny_cnn"], [0], ledger, **kw) == []  # no retraining
     assert read_rows(ledger) == [row]
+
+
+def test_grid_run_key_follows_the_recipe_files_contents(tmp_path: Path) -> None:
+    from senet.train.sweep import run_key
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("epochs: 2\n")
+    before = run_key({"config_file": str(recipe), "lr": 0.1})
+    recipe.write_text("epochs: 3\n")  # an edited recipe: another run, not one "finished earlier"
+    now = run_key({"config_file": str(recipe), "lr": 0.1})
+    assert now != before and run_key({"config_file": str(recipe), "lr": 0.1, "seed": 4}) == now

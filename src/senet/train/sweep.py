@@ -15,7 +15,8 @@ folder has a ``last.pt``. Layout of a grid sweep directory::
     OUT/runs/<key>/seed<k>/             the run's own directory (checkpoints, metrics written by the trainer)
     OUT/runs/<key>/seed<k>/cell.json    {"status": "ok"|"failed", "metrics": {...}, "error": "...", "config": ...}
 
-``<key>`` (:func:`run_key`) is a hash of the run's config without its seed and device, so grids that share a
+``<key>`` (:func:`run_key`) is a hash of the run's config (and of its YAML recipe's contents) without its seed and
+device, so grids that share a
 setting (SE with sigmoid gate, avg squeeze, standard position) share its runs when they use the same ``OUT``.
 """
 
@@ -160,6 +161,10 @@ def run_key(config: Mapping[str, Any]) -> str:
     """A short stable hash of a run config, ignoring ``seed``, ``device`` and the ledger bookkeeping (a grid run's
     directory name)."""
     rest = {k: v for k, v in config.items() if k not in ("seed", "device", "ledger", "experiment", "cell")}
+    recipe = Path(str(rest.get("config_file") or ""))
+    if recipe.is_file():
+        # The YAML's contents, not only its path: an edited recipe is another run, not one "finished earlier".
+        rest["config_file_sha256"] = hashlib.sha256(recipe.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
