@@ -76,3 +76,21 @@ def test_grid_run_key_follows_the_recipe_files_contents(tmp_path: Path) -> None:
     recipe.write_text("epochs: 3\n")  # an edited recipe: another run, not one "finished earlier"
     now = run_key({"config_file": str(recipe), "lr": 0.1})
     assert now != before and run_key({"config_file": str(recipe), "lr": 0.1, "seed": 4}) == now
+
+
+def test_ctrl_c_stops_a_grid_sweep_and_the_run_resumes_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from senet.train.grids import Cell, Grid
+    from senet.train.sweep import run_grid, senet_train_fn
+
+    calls: list[str] = []
+
+    def interrupted(cfg, print_fn=print):  # noqa: ANN001, ANN202 - a run that saw Ctrl-C and checkpointed
+        calls.append(cfg.output)
+        return {"status": "interrupted", "resume": "..."}
+
+    monkeypatch.setattr(trainer_mod, "train", interrupted)
+    grid = Grid("g", "x", [Cell("a", {}), Cell("b", {"rd_ratio": 0.5})])
+    with pytest.raises(KeyboardInterrupt, match="run the same command again"):
+        run_grid(grid, senet_train_fn, tmp_path, {"model": "resnet20", "data": str(tmp_path)}, seeds=2, log=None)
+    assert len(calls) == 1  # the sweep stopped: no other cell started
+    assert not list(tmp_path.rglob("cell.json"))  # not recorded as failed: the next start resumes it

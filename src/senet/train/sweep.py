@@ -152,6 +152,9 @@ def senet_train_fn(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     overrides["resume"] = (Path(run_dir) / "last.pt").is_file()
     overrides.setdefault("progress", "none")
     result = trainer.train(load_config(config.get("config_file"), overrides), print_fn=lambda *a: None)
+    if result.get("status") == "interrupted":
+        # Ctrl-C / SIGTERM: the run checkpointed; the sweep stops (not "failed": the same command resumes it).
+        raise KeyboardInterrupt(f"{run_dir} interrupted; run the same command again to resume")
     if result.get("status", "done") != "done":
         raise RuntimeError(f"training ended with status {result.get('status')!r}: {json.dumps(result)[:200]}")
     return result
@@ -260,14 +263,19 @@ def _execute(
         return
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(_run_one, train_fn, c, str(d)): (cell, s, d) for cell, s, c, d in todo}
-        for fut in cf.as_completed(futures):
-            cell, seed, run_dir = futures[fut]
-            try:
-                rec = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
-                rec = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                _write_record(Path(run_dir), rec)
-            yield cell, seed, rec
+        try:
+            for fut in cf.as_completed(futures):
+                cell, seed, run_dir = futures[fut]
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                    rec = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    _write_record(Path(run_dir), rec)
+                yield cell, seed, rec
+        except KeyboardInterrupt:
+            # The running workers got the same Ctrl-C and checkpoint; the queued cells must not start.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def run_grid(
