@@ -101,6 +101,33 @@ def test_denoise_writes_pngs(run: dict, capsys: pytest.CaptureFixture) -> None:
     assert "is a denoiser, not a classifier" in capsys.readouterr().err
 
 
+def test_denoise_refuses_to_overwrite_inputs_or_its_own_outputs(
+    run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    src = sorted((run["root"] / "tree" / "test").rglob("*.png"))[0]
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(src, tmp_path / d / "x.png")
+    shutil.copy(src, tmp_path / "a" / "x_noisy.png")
+    ckpt = ["--checkpoint", str(run["out"] / "last.pt")]
+    a, b, a_noisy = (str(tmp_path / p) for p in ("a/x.png", "b/x.png", "a/x_noisy.png"))
+    before = (tmp_path / "a" / "x.png").read_bytes()
+    capsys.readouterr()
+    cases = [
+        ([a, b, "--out", str(tmp_path / "o1")], "would both be written to"),  # same stem, two folders
+        ([b, a_noisy, "--out", str(tmp_path / "o2"), "--sigma", "25"], "would both be written to"),  # x_noisy.png
+        ([a, "--out", str(tmp_path / "a")], "would overwrite the input"),  # --out is the input's folder
+    ]
+    for argv, message in cases:
+        assert main(["denoise", *argv, *ckpt]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "a" / "x.png").read_bytes() == before
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
 def test_interrupted_run_resumes_exactly(run: dict) -> None:
     root = run["root"]
     args = _args(run["archive"], root / "cut", root / "cache")

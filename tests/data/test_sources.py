@@ -60,6 +60,17 @@ def test_tensor_cache_is_reused_and_keyed_by_mtime(forms: dict, tmp_path: Path) 
     assert len(list((tmp_path / "tensors").glob("*.pt"))) == 2
 
 
+def test_tensor_cache_sees_a_file_moved_to_another_class(tmp_path: Path) -> None:
+    write_tree(tmp_path / "tree", n_train=2, n_test=2, size=8)
+    test = tmp_path / "tree" / "test"
+    first = load_tensor_split(detect_source(tmp_path / "tree"), "test", cache_dir=tmp_path / "c")
+    assert first.labels.tolist().count(0) == 2
+    # What `mv` does: same file name, size and mtime, other class folder (and the same order of files overall).
+    os.rename(test / "cat" / "0001.png", test / "dog" / "0001.png")
+    again = load_tensor_split(detect_source(tmp_path / "tree"), "test", cache_dir=tmp_path / "c")
+    assert again.labels.tolist().count(0) == 1 and again.labels.tolist().count(1) == 3
+
+
 def _tar_with(path: Path, member: tarfile.TarInfo, data: bytes = b"x") -> Path:
     with tarfile.open(path, "w") as tf:
         ok = tarfile.TarInfo("d/train/cat/0.png")

@@ -59,6 +59,16 @@ def test_second_call_uses_the_cache_without_measuring(tmp_path, monkeypatch) -> 
         senet.optimize(model, torch.randn(4, *x.shape[1:]), backend="eager,eager_cl", cache_dir=tmp_path, **FAST)
 
 
+def test_fingerprint_tells_apart_options_the_repr_misses() -> None:
+    from senet.models import create_model
+
+    def fp(**kw):
+        return fast._fingerprint(create_model("se_resnet20", num_classes=10, layers=(1, 1, 1), **kw))
+
+    # "post" has the same modules, weights and repr as "standard" but another forward; fresh weights do not count.
+    assert fp(attn_position="post") != fp(attn_position="standard") == fp()
+
+
 def test_cached_choice_that_fails_the_check_is_measured_again(tmp_path, monkeypatch) -> None:
     model, x = _tiny()
     first = senet.optimize(model, x, backend="eager,eager_cl", cache_dir=tmp_path, **FAST)

@@ -284,3 +284,19 @@ def test_eca_kernel_rule_is_nearest_odd() -> None:
         t = int(abs((math.log2(c) + 1) / 2))
         assert eca_kernel_size(c) == (t if t % 2 else t + 1)
         assert eca_kernel_size(c) % 2 == 1
+
+
+def test_effective_se_maxpool_squeeze_is_the_mean_of_avg_and_max() -> None:
+    from timm.layers import EffectiveSEModule
+
+    torch.manual_seed(0)
+    block = EffectiveSE(16, add_maxpool=True).eval()
+    x = torch.randn(2, 16, 5, 7) + 1.0
+    z = 0.5 * (x.mean((2, 3)) + x.amax((2, 3)))
+    expected = x * F.hardsigmoid(block.fc(z))[:, :, None, None]
+    ref = EffectiveSEModule(16, add_maxpool=True).eval()
+    with torch.no_grad():
+        ref.fc.weight.copy_(block.fc.weight[:, :, None, None])
+        ref.fc.bias.copy_(block.fc.bias)
+        assert torch.allclose(block(x), expected, atol=1e-6)
+        assert torch.allclose(block(x), ref(x), atol=1e-6)

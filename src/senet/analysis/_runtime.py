@@ -141,8 +141,9 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 def save_pruned(model: nn.Module, info: dict[str, Any], pruned: Sequence[str], path: str | os.PathLike[str]) -> Path:
     """Write the pruned model as a ``senet train``-format checkpoint (weights only, no optimizer state).
 
-    When whole stages were pruned, ``config.model_kwargs.attn_stages`` is narrowed to the remaining stages, so the
-    file also loads with plain ``senet eval``; ``pruned_attention`` lists the blocks for :func:`load_model`.
+    When whole stages were pruned, ``config.model_kwargs.attn_stages`` is narrowed to the remaining stages (or
+    ``attn_layer`` set to ``"none"`` when no block is left), so the file also loads with plain ``senet eval``;
+    ``pruned_attention`` lists the blocks for :func:`load_model`.
     """
     run: Run = info["run"]
     ckpt = run.checkpoint or {}
@@ -156,15 +157,15 @@ def save_pruned(model: nn.Module, info: dict[str, Any], pruned: Sequence[str], p
         ref = resolve_model(run.model_name, len(run.classes), kwargs)
         all_names = [n for n, _ in attention_blocks(ref)]
     stage_of = {n: parse_block_name(n) for n in all_names}
-    if all(stage_of.values()):
+    if all_names and set(all_names) <= set(pruned):
+        # "none", not None: create_model drops None overrides and would rebuild the default attention.
+        kwargs["attn_layer"] = "none"
+        kwargs.pop("attn_stages", None)
+    elif all(stage_of.values()):
         gone = {stage_of[n][0] for n in pruned}  # type: ignore[index]
         whole = all(n in pruned for n in all_names if stage_of[n][0] in gone)  # type: ignore[index]
         if whole:
-            keep = sorted({s[0] for s in stage_of.values() if s} - gone)  # type: ignore[index]
-            if keep:
-                kwargs["attn_stages"] = keep
-            else:
-                kwargs["attn_layer"] = None
+            kwargs["attn_stages"] = sorted({s[0] for s in stage_of.values() if s} - gone)  # type: ignore[index]
     pruned_run = dataclasses.replace(run, config={**run.config, "model_kwargs": kwargs}, version={})
     state = {
         "model": model.state_dict(),

@@ -39,6 +39,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(images: list[str], out_dir: Path, noisy: bool) -> None:
+    """Refuse, before anything is written, a run where one output would overwrite another output or an input."""
+    inputs = {Path(p).resolve(): p for p in images}
+    written: dict[Path, tuple[Path, str]] = {}
+    for path in images:
+        src, stem = Path(path).resolve(), Path(path).stem
+        for name in (f"{stem}.png", f"{stem}_noisy.png") if noisy else (f"{stem}.png",):
+            out = (out_dir / name).resolve()
+            if out in inputs:
+                raise SenetError(
+                    f"--out {str(out_dir)!r} would overwrite the input {inputs[out]!r}: choose another --out folder"
+                )
+            if out in written and written[out][0] != src:  # the same file named twice is harmless
+                raise SenetError(
+                    f"inputs {written[out][1]!r} and {path!r} would both be written to {str(out)!r}: "
+                    "rename one or denoise them in separate runs"
+                )
+            written[out] = (src, path)
+
+
 def run(args: argparse.Namespace) -> int:
     trained = load_run(args.checkpoint)
     if trained.task != "denoise":
@@ -48,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.sigma is not None and args.sigma < 0:
         raise SenetError(f"--sigma must not be negative, got {args.sigma}")
+    out_dir = Path(args.out)
+    _check_outputs(args.images, out_dir, noisy=args.sigma is not None)
     device = resolve_device(args.device)
     model = model_from_run(trained, use_ema=not args.no_ema).to(device)
-    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(args.seed)
     results = []

@@ -473,18 +473,21 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) 
 
 
 def source_key(src: DataSource, *extra: object) -> str:
-    """A short hash of where ``src`` lives and its size and modification time (for cache file names)."""
+    """A short hash of where ``src`` lives and its size and modification time (for cache file names); for a folder,
+    of every file's path below the root (class folder included), size and modification time."""
     p = src.path.resolve()
     if p.is_file():
         st = p.stat()
         parts = [str(p), st.st_size, st.st_mtime_ns]
     else:
-        # A folder's own mtime misses edits deep inside; hash every file's size and mtime (stat only, cheap).
+        # A folder's own mtime misses edits deep inside; hash every file's size and mtime (stat only, cheap), and its
+        # path below the root: `mv train/cat/a.jpg train/dog/` keeps the mtime but changes the label.
         parts = [str(p)]
         for dirpath, _dirs, files in sorted(os.walk(src.root)):
             for f in sorted(files):
-                st = os.stat(os.path.join(dirpath, f))
-                parts += [f, st.st_size, st.st_mtime_ns]
+                full = os.path.join(dirpath, f)
+                st = os.stat(full)
+                parts += [Path(os.path.relpath(full, src.root)).as_posix(), st.st_size, st.st_mtime_ns]
     if src.lists is not None:
         parts.append(src.lists.digest())  # the same folder read through other file lists is other data
     parts += list(extra)

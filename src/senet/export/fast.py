@@ -38,6 +38,7 @@ import os
 import platform
 import tempfile
 import time
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -223,9 +224,27 @@ def _machine(device: torch.device) -> dict[str, Any]:
 def _fingerprint(model: nn.Module) -> str:
     """Architecture and parameter shapes (latency does not depend on the weights' values; the check runs anyway)."""
     h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
+    # The repr misses options kept as plain attributes (a ResNet block's attn_position "post" vs "standard": same
+    # modules, same weights, other forward), so hash every module's class and simple public attributes too.
+    for name, m in model.named_modules():
+        attrs = {k: _plain(v) for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
+        simple = sorted((k, v) for k, v in attrs.items() if v is not None)
+        h.update(f"{name}={type(m).__module__}.{type(m).__qualname__}{simple};".encode())
     for k, v in model.state_dict().items():
         h.update(f"{k}:{tuple(v.shape)}:{v.dtype};".encode())
     return h.hexdigest()[:20]
+
+
+def _plain(v: Any) -> str | None:
+    # A stable text for values that mean the same in every process; None for the rest (their repr may hold an id).
+    if v is None or isinstance(v, (str, int, float, bool, torch.dtype)):
+        return repr(v)
+    if isinstance(v, (tuple, list)):
+        items = [_plain(i) for i in v]
+        return None if None in items else f"[{','.join(items)}]"  # type: ignore[arg-type]
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return f"{v.__module__}.{v.__qualname__}"
+    return None
 
 
 def _cache_file(cache_dir: str | os.PathLike[str] | None, key: dict[str, Any]) -> Path:

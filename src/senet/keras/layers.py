@@ -442,7 +442,7 @@ class EffectiveSE(_ChannelAttnLayer):
     """Effective SE (VoVNetV2, arXiv:1911.06667): one ``Dense(C)``, hard-sigmoid gate.
 
     Args:
-        add_maxpool: squeeze with ``avg + max`` instead of ``avg``.
+        add_maxpool: squeeze with ``0.5 * (avg + max)`` instead of ``avg`` (timm's EffectiveSEModule).
         gate_layer: the gate (default ``"hard_sigmoid"`` as the paper).
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
@@ -468,7 +468,7 @@ class EffectiveSE(_ChannelAttnLayer):
         self._ensure_built(x)
         z = self._pool(x, "avg")
         if self.add_maxpool:
-            z = z + self._pool(x, "max")
+            z = 0.5 * (z + self._pool(x, "max"))
         return GATES[self.gate_layer](self.fc(z))
 
     def call(self, x):

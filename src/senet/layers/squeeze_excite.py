@@ -160,7 +160,7 @@ class EffectiveSE(AttentionBlock):
 
     Args:
         channels: C.
-        add_maxpool: squeeze with ``avg + max`` instead of ``avg`` (timm's option).
+        add_maxpool: squeeze with ``0.5 * (avg + max)`` instead of ``avg`` (timm's option).
         gate_layer: the gate (default ``"hard_sigmoid"`` as the paper).
     """
 
@@ -175,14 +175,14 @@ class EffectiveSE(AttentionBlock):
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The per-channel gate of shape ``(N, C)``."""
-        z = spatial_mean(x)
         if self.add_maxpool:
-            z = z + global_pool(x, "max")
-        return self.excite(z)
+            # The mean of the two pools, as timm's EffectiveSEModule and the SE "avgmax" squeeze, not their sum.
+            return self.excite(global_pool(x, "avgmax"))
+        return self.excite(spatial_mean(x))
 
     @property
     def linear_squeeze(self) -> bool:
-        """The ``avg + max`` squeeze does not commute with a preceding conv; the plain mean does."""
+        """The ``avg``/``max`` mix does not commute with a preceding conv; the plain mean does."""
         return not self.add_maxpool
 
     def excite(self, z: torch.Tensor) -> torch.Tensor:
