@@ -48,6 +48,7 @@ def test_true_false_choices_accept_yaml_booleans(tmp_path: Path) -> None:
         ({"schedule": "triangle"}, "schedule must be one of"),
         ({"lr": "-1"}, "lr must be positive"),
         ({"ema": "1.5"}, r"ema must be in \[0, 1\)"),
+        ({"schedule": "onecycle", "warmup_epochs": "2"}, "warmup_epochs 2.0 is ignored by schedule onecycle"),
     ],
 )
 def test_rejections_are_one_line(overrides: dict, match: str) -> None:

@@ -180,6 +180,14 @@ def test_alternate_flips_need_the_tensor_loader(tmp_path: Path) -> None:
     write_tree(tmp_path / "ds", n_train=4, n_test=2)
     with pytest.raises(SenetError, match="flip_mode 'alternate' needs the tensor loader"):
         create_loaders(tmp_path / "ds", batch_size=4, loader="dataloader", flip_mode="alternate", workers=0)
+    # The file loader's other augmentation settings are obeyed (flip) or refused (the tensor path's crop options).
+    for key, value in (("cutout", 8), ("pad_mode", "reflect")):
+        with pytest.raises(SenetError, match=f"{key} .* needs the tensor loader"):
+            create_loaders(tmp_path / "ds", batch_size=4, loader="dataloader", workers=0, **{key: value})
+    for flip in (True, False):
+        dl = create_loaders(tmp_path / "ds", batch_size=4, loader="dataloader", workers=0, flip=flip, img_size=8)
+        steps = [type(t).__name__ for t in dl.train.loader.dataset.transform.transforms]
+        assert ("RandomHorizontalFlip" in steps) is flip
 
 
 def test_recipe_turns_on_the_airbench_ingredients() -> None:

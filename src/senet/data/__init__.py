@@ -180,11 +180,18 @@ def create_loaders(
         loader = "tensor" if src.kind == "pickle" or _first_image_side(src, ev) <= SMALL_IMAGE_MAX else "dataloader"
     if loader == "tensor":
         return _tensor_loaders(src, ev, cfg)
-    if cfg.flip_mode != "random":
-        raise SenetError(
-            f"flip_mode {cfg.flip_mode!r} needs the tensor loader (loader=tensor); this data takes the "
-            "file loader: use flip_mode=random"
-        )
+    # The file loader augments with RandomResizedCrop (+ flip): settings of the tensor path's crop are refused rather
+    # than ignored (`pad` keeps its default there: it only means something to the tensor path).
+    for key, value, default in (
+        ("flip_mode", cfg.flip_mode, "random"),
+        ("pad_mode", cfg.pad_mode, "zeros"),
+        ("cutout", cfg.cutout, 0),
+    ):
+        if value != default:
+            raise SenetError(
+                f"{key} {value!r} needs the tensor loader (loader=tensor, images up to {SMALL_IMAGE_MAX} px); this "
+                f"data takes the file loader (RandomResizedCrop + flip): drop {key}"
+            )
     return _file_loaders(src, ev, cfg)
 
 
@@ -248,7 +255,9 @@ def _file_loaders(src: DataSource, ev: str, cfg: LoaderConfig) -> DataBundle:
     )
     skip = cfg.skip_bad_images
     train_ds = (
-        file_dataset(src, "train", train_transform(size, mean, std), cfg.cache_dir, skip) if cfg.with_train else None
+        file_dataset(src, "train", train_transform(size, mean, std, flip=cfg.flip), cfg.cache_dir, skip)
+        if cfg.with_train
+        else None
     )
     if train_ds is not None and cfg.train_subset:
         gen = torch.Generator().manual_seed(12345)

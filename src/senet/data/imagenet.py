@@ -35,12 +35,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def train_transform(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(0.08, 1.0)):  # noqa: ANN001, ANN201
-    """RandomResizedCrop + flip on uint8 tensors, then float and normalise."""
+def train_transform(img_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=(0.08, 1.0), flip: bool = True):  # noqa: ANN001, ANN201
+    """RandomResizedCrop + (with ``flip``) a random horizontal flip on uint8 tensors, then float and normalise."""
     return v2.Compose(
         [
             v2.RandomResizedCrop(img_size, scale=scale, antialias=True),
-            v2.RandomHorizontalFlip(),
+            *([v2.RandomHorizontalFlip()] if flip else []),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(mean, std),
         ]

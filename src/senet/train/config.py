@@ -231,6 +231,11 @@ def _validate(cfg: TrainConfig) -> None:
         raise SenetError("bias_lr_scale must be positive and data_init_images not negative")
     if cfg.weight_decay < 0 or cfg.warmup_epochs < 0 or cfg.pad < 0 or cfg.cutout < 0 or cfg.train_subset < 0:
         raise SenetError("weight_decay, warmup_epochs, pad, cutout and train_subset must not be negative")
+    if cfg.schedule == "onecycle" and cfg.warmup_epochs:
+        raise SenetError(
+            f"warmup_epochs {cfg.warmup_epochs} is ignored by schedule onecycle (its warm-up is onecycle_pct, the "
+            "share of steps spent rising): drop warmup_epochs or pick schedule cosine"
+        )
     if cfg.freeze_epochs < 0 or (cfg.freeze_epochs and cfg.freeze != "none"):
         raise SenetError(f"freeze_epochs must be >= 0 and goes without --freeze backbone, got {cfg.freeze_epochs}")
     if not 0.0 < cfg.layer_decay <= 1.0:
