@@ -37,10 +37,10 @@ LEDGER = Path(__file__).resolve().parents[1] / "results" / "speedrun.jsonl"
 
 
 def sweep(args: argparse.Namespace) -> None:
-    from senet.train.config import parse_value
+    from senet.train.config import parse_sets
     from senet.train.sweep import parse_seeds, run_sweep
 
-    sets = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    sets = parse_sets(args.set)
     run_sweep(
         args.config,
         args.models,
@@ -71,10 +71,12 @@ def throughput(args: argparse.Namespace) -> None:
     from senet.models import create_model
     from senet.train import load_config
     from senet.train.optim import create_optimizer
+    from senet.utils.hardware import auto_precision
 
     cfg = load_config(args.config)
     bs = args.batch_size or cfg.batch_size
-    cl = cfg.channels_last in ("true", "auto")
+    # The layout `senet train` would pick for fp32 on this CPU (auto follows the CPU); the steps run in fp32.
+    cl = auto_precision("cpu", "fp32", cfg.channels_last).channels_last
     x = torch.randn(bs, 3, 32, 32)
     y = torch.randint(0, 10, (bs,))
     if cl:
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ledger", default=str(LEDGER), help="results ledger to append to and resume from")
     p.add_argument("--experiment", default="", help="experiment name in the rows (default: the ledger's stem)")
     p.add_argument("--runs-dir", default="runs/speedrun", help="run folders go to RUNS_DIR/EXPERIMENT/MODEL-sSEED")
-    p.add_argument("--summary", action="store_true", help="print the table of --out and stop")
+    p.add_argument("--summary", action="store_true", help="print the tables of --ledger and stop")
     p.add_argument("--throughput", action="store_true", help="time training steps of the kinds side by side")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=0)

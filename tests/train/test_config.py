@@ -77,3 +77,16 @@ def test_repo_recipes_load() -> None:
         load_config(r)
     paper = load_config(root / "imagenet_se_resnet50_paper.yaml")
     assert (paper.batch_size, paper.lr, paper.milestones, paper.epochs) == (1024, 0.6, [30, 60, 90], 100)
+
+
+def test_set_options_parse_as_yaml_and_refuse_malformed_items() -> None:
+    from senet.train.config import parse_sets
+
+    assert parse_sets(["epochs=30", "model-kwargs={rd_ratio: 0.25}", "data=a=b"]) == {
+        "epochs": 30,
+        "model_kwargs": {"rd_ratio": 0.25},
+        "data": "a=b",
+    }
+    for bad in ("foo", "=3"):
+        with pytest.raises(SenetError, match="--set takes KEY=VALUE"):
+            parse_sets([bad])

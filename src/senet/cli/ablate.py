@@ -10,7 +10,7 @@ from typing import Any
 from senet.analysis.ablate import GRIDS, ablate, filter_cells, load_grid, select_grids
 from senet.errors import SenetError
 from senet.train import load_config
-from senet.train.config import parse_value
+from senet.train.config import parse_sets
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -78,12 +78,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.jobs < 1:
         raise SenetError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
-    base: dict[str, Any] = {}
-    for item in args.set:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise SenetError(f"--set takes KEY=VALUE, got {item!r}")
-        base[key.replace("-", "_")] = parse_value(value)
+    base: dict[str, Any] = parse_sets(args.set)
     if args.grid.endswith((".yaml", ".yml")):
         grid, defaults = load_grid(args.grid)
         base = {**defaults, **base}

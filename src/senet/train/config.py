@@ -22,7 +22,7 @@ from senet.utils.system import default_workers
 
 from .tasks import sigma_range
 
-__all__ = ["TrainConfig", "load_config", "parse_value", "config_to_dict"]
+__all__ = ["TrainConfig", "load_config", "parse_value", "parse_sets", "config_to_dict"]
 
 
 @dataclass
@@ -184,6 +184,18 @@ def parse_value(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options (repeatable) as config overrides, values parsed as YAML; dashes in keys become
+    underscores. A malformed item is a one-line error."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SenetError(f"--set takes KEY=VALUE (e.g. --set epochs=30), got {item!r}")
+        out[key.strip().replace("-", "_")] = parse_value(value)
+    return out
 
 
 _CHOICES = {
