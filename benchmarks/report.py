@@ -66,7 +66,8 @@ def _by_variant(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
         label = f"{r['model']} [{r.get('kind', 'none')}]" if len(kinds[r["model"]]) > 1 else variant(r)
-        label = r.get("cell") or label  # a grid's rows carry their cell's label
+        if r.get("cell"):  # a grid's rows carry their cell's label (the model's too when grids of two models share)
+            label = f"{r['model']}: {r['cell']}" if len(kinds) > 1 else r["cell"]
         out[label][int(r["seed"])] = r  # a repeated cell keeps its latest row
     return out
 
@@ -76,7 +77,11 @@ def _twin(v: str, variants: dict[str, dict[int, dict[str, Any]]]) -> str | None:
     grid's cells, the one cell of the group without attention."""
     first = next(iter(variants[v].values()), {}) if v in variants else {}
     if first.get("cell"):
-        plain = [u for u, c in variants.items() if all(r.get("kind") == "none" for r in c.values())]
+        plain = [
+            u
+            for u, c in variants.items()
+            if all(r.get("kind") == "none" and r["model"] == first["model"] for r in c.values())
+        ]
         return plain[0] if len(plain) == 1 and plain[0] != v else None
     model, _, kind = v.partition(" [")
     if not kind:
@@ -170,7 +175,9 @@ def parity_table(rows: list[dict[str, Any]]) -> list[str]:
     """bf16 vs fp32 for the same model, seed and recipe (the check before bf16 becomes a default)."""
     cells: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
-        cells[(r["model"], int(r["seed"]), r["recipe_hash"])][r.get("amp") or "?"] = r
+        # A grid's cells share model and recipe: the line (kind or cell label) keeps them apart.
+        line = variant(r) if not r.get("cell") else f"{r['model']}: {r['cell']}"
+        cells[(line, int(r["seed"]), r["recipe_hash"])][r.get("amp") or "?"] = r
     pairs = [(k, v) for k, v in sorted(cells.items()) if "bf16" in v and "fp32" in v]
     if not pairs:
         return []

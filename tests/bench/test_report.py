@@ -117,3 +117,24 @@ def test_labelled_grid_cells_group_by_the_sweep_recipe_and_pair_with_the_plain_c
     assert {"plain", "SE, identity init", "SE, paper init"} <= set(lines)
     assert "+1.00 ± 0.00 (n=2)" in lines["SE, identity init"] and "| 2/2 |" in lines["SE, identity init"]
     assert "-0.50 ± 0.00 (n=2)" in lines["SE, paper init"] and "| – |" in lines["plain"]
+
+
+def test_grids_of_two_models_in_one_ledger_keep_their_lines_and_parity_keeps_cells_apart() -> None:
+    rows = []
+    for model, base in (("resnet20", 90.0), ("resnet56", 92.0)):
+        for label, kind, gain in (("plain", "none", 0.0), ("SE", "se", 1.0)):
+            for s in (0, 1):
+                r = _row(model, s, base + gain + s, kind=kind)
+                rows.append(dict(r, cell=label, sweep_recipe="grid1"))
+    text = report.render("exp", rows)
+    lines = {x.split(" | ")[0][2:]: x for x in text.splitlines() if x.startswith("| ") and "|---" not in x}
+    assert {"resnet20: plain", "resnet20: SE", "resnet56: plain", "resnet56: SE"} <= set(lines)
+    assert all("+1.00 ± 0.00 (n=2)" in lines[f"{m}: SE"] for m in ("resnet20", "resnet56"))
+    # bf16 and fp32 runs of a grid's two cells (one model, one recipe) make two parity lines, not one.
+    pr = [
+        dict(_row("resnet20", 0, 90.0 + g, amp=a, kind=k), cell=c)
+        for c, k, g in (("plain", "none", 0), ("SE", "se", 1))
+        for a in ("bf16", "fp32")
+    ]
+    parity = report.parity_table(pr)
+    assert sum(x.startswith("| resnet20: ") for x in parity) == 2
