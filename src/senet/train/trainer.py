@@ -573,7 +573,9 @@ class Trainer:
 
     def _stop_after_epoch(self, epoch: int) -> bool:
         """After an epoch: stop (checkpointed at its end) when a signal or the step budget asks and epochs remain."""
-        stopping = (self.stop is not None and self.stop.signum is not None) or self._step_budget_spent()
+        # Every rank must agree (a signal can reach one rank between two others' checks): one all-reduce per epoch.
+        _, signalled = self._check_flags(torch.full((), -1, dtype=torch.long, device=self.device))
+        stopping = signalled or self._step_budget_spent()
         if not stopping or epoch + 1 >= self.cfg.epochs:
             return False
         if (epoch + 1) % self.cfg.checkpoint_every:
