@@ -4,6 +4,7 @@ or a trained run. Training, evaluation, analysis and export all build their mode
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from typing import Any
@@ -39,9 +40,12 @@ def resolve_model(
       :func:`senet.weights.load_pretrained` reads) load strictly into its default head, which is then replaced by a
       fresh one of ``num_classes`` outputs when the sizes differ;
     * ``package.module:callable``, called with ``num_classes`` and ``kwargs`` (your own model; no ``weights``);
-    * an existing weights file (senet safetensors, a training checkpoint, or any published layout
-      :func:`senet.weights.convert_checkpoint` recognises); ``arch`` forces the architecture when the file does not
-      name it, ``kwargs`` are the model's options.
+    * an existing weights file (senet safetensors, or any published layout :func:`senet.weights.convert_checkpoint`
+      recognises); ``arch`` forces the architecture when the file does not name it, ``kwargs`` are the model's
+      options on top of those the file records. A ``num_classes`` other than the file's classifier replaces it by
+      a zero-initialised head;
+    * a ``senet train`` checkpoint: its run's model, built as ``senet eval`` builds it (:func:`model_from_run`:
+      the run's ``model_kwargs``, EMA weights when the run kept them), ``kwargs`` on top of the run's options.
 
     With ``retrofit`` (``torchvision:resnet18``, ...), the network named there gets attention inserted by
     :func:`senet.retrofit.build_retrofit_model` (``kwargs`` are its options, ``weights`` the original weights) and
@@ -51,11 +55,17 @@ def resolve_model(
         SenetError: an unknown name, an unimportable callable, or weights that do not load.
     """
     kwargs = dict(kwargs or {})
+    if "num_classes" in kwargs:
+        # Callers that forward a flag set (``senet export --num-classes``) put it among the model options.
+        given = kwargs.pop("num_classes")
+        if num_classes is not None and given is not None and given != num_classes:
+            raise SenetError(f"num_classes={num_classes} and model option num_classes={given} disagree; pass one")
+        num_classes = num_classes if given is None else given
     if retrofit:
         model, _ = build_retrofit_model(retrofit, weights=weights, num_classes=num_classes, **kwargs)
         return model
     if os.path.exists(name) and not is_model(name):
-        return _from_weights_file(name, arch, kwargs)
+        return _from_weights_file(name, arch, num_classes, kwargs)
     if ":" in name:
         if weights is not None:
             raise SenetError(f"--weights needs a zoo model or --retrofit; load weights inside {name} instead")
@@ -71,22 +81,46 @@ def resolve_model(
     # strictly, then give it a fresh one for this dataset.
     model = create_model(name, **kwargs)
     try:
-        load_pretrained(model, weights)
+        load_pretrained(model, weights, replace_head=num_classes is not None)
     except SenetError as exc:
         raise SenetError(f"--weights {weights!r} do not load into {name}: {exc}") from exc
-    set_num_classes(model, num_classes)
+    if num_classes is not None:
+        set_num_classes(model, num_classes)
     return model
 
 
-def _from_weights_file(path: str, arch: str | None, kwargs: dict[str, Any]) -> nn.Module:
+def _from_weights_file(path: str, arch: str | None, num_classes: int | None, kwargs: dict[str, Any]) -> nn.Module:
     """A model from a weights file; the architecture comes from ``arch`` or the file's own metadata."""
+    ckpt = read_checkpoint(path)
+    if ckpt.run is not None:
+        return _from_run_checkpoint(ckpt.run, path, arch, num_classes, kwargs)
     hint = arch
     if hint is None:
-        meta = read_checkpoint(path).metadata
+        meta = ckpt.metadata
         hint = next((meta[k] for k in _ARCH_KEYS if isinstance(meta.get(k), str) and is_model(meta[k])), None)
+    if num_classes is not None:
+        kwargs = {**kwargs, "num_classes": num_classes}
     converted = convert_checkpoint(path, model_name=hint, model_kwargs=kwargs or None)
     model = converted.model
     model.model_name = converted.model_name  # what export names its files after
+    return model
+
+
+def _from_run_checkpoint(
+    run: Run, path: str, arch: str | None, num_classes: int | None, kwargs: dict[str, Any]
+) -> nn.Module:
+    """A ``senet train`` checkpoint's model as ``senet eval`` sees it; ``kwargs`` on top of the run's options and a
+    different ``num_classes`` give a fresh head."""
+    cfg = run.config
+    if arch is not None and arch != run.model_name and not cfg.get("retrofit"):
+        raise SenetError(f"{path} is a `senet train` checkpoint of {run.model_name}, not {arch}: drop the model name")
+    if kwargs:
+        run = dataclasses.replace(run, config={**cfg, "model_kwargs": {**(cfg.get("model_kwargs") or {}), **kwargs}})
+    model = model_from_run(run)
+    if num_classes is not None and num_classes != run.num_classes:
+        set_num_classes(model, num_classes)
+    # Export names its files after the model; a retrofitted run's network is its ``retrofit`` spec.
+    model.model_name = str(cfg.get("retrofit") or run.model_name).rpartition(":")[2]
     return model
 
 

@@ -147,10 +147,10 @@ def test_mismatch_names_keys_and_layout(tmp_path: Path) -> None:
         load_pretrained(_empty("se_resnet101"), path)
     msg = str(info.value)
     assert "layout timm" in msg and "se_resnet101" in msg and "missing" in msg and "layer3.6" in msg
-    # A different head is what fine-tuning asks for: everything else loads strictly, the classifier keeps its init.
-    res = load_pretrained(_empty("se_resnet50", num_classes=10), path)
+    # A different head is what fine-tuning asks for: everything else loads strictly, the classifier starts at zero.
+    res = load_pretrained(_empty("se_resnet50", num_classes=10), path, replace_head=True)
     assert any("classifier not loaded: the checkpoint has 1000 classes" in n for n in res.adapted)
-    res = load_pretrained(_empty("se_resnet50", num_classes=0), path)
+    res = load_pretrained(_empty("se_resnet50", num_classes=0), path, replace_head=True)
     assert any("num_classes=0" in n for n in res.adapted)
     # ... but only the head: a wrong backbone still fails, naming the mis-shaped keys.
     with pytest.raises(SenetError, match=r"mis-shaped .*layer1\.0\.conv1\.weight: checkpoint \(64, 64, 1, 1\)"):

@@ -175,6 +175,15 @@ def build_retrofit_model(
             ckpt_classes = int(sd[f"{found[0]}.weight"].shape[0])
     model = create_base_model(spec, ckpt_classes if ckpt_classes is not None else num_classes, **(base_kwargs or {}))
     if sd is not None:
+        own = model.state_dict()
+        wrong = next((k for k, v in sd.items() if k in own and tuple(v.shape) != tuple(own[k].shape)), None)
+        if wrong is not None:
+            # load_state_dict would raise a multi-line RuntimeError listing every mismatch.
+            raise SenetError(
+                f"weights {os.fspath(weights)!r} do not fit {spec}: {wrong} is {tuple(sd[wrong].shape)} in the file "
+                f"but {tuple(own[wrong].shape)} in the model (give weights of the original network, with the "
+                "base_kwargs it was built with)"
+            )
         result = model.load_state_dict(sd, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise SenetError(

@@ -292,6 +292,16 @@ def bind_state_dict(
     own = model.state_dict()
     sd = dict(canonical)  # canonical names are senet's module names
     notes: list[str] = []
+    # PyTorch < 0.4 checkpoints (the Caffe/Cadene SENet release) predate BatchNorm's step counter; BatchNorm's own
+    # loader fills it in, and only momentum=None BatchNorm reads it.
+    n_counters = 0
+    for key in own:
+        if key.endswith(".num_batches_tracked") and key not in sd:
+            if key[: -len("num_batches_tracked")] + "running_mean" in sd:
+                sd[key] = torch.zeros((), dtype=torch.long)
+                n_counters += 1
+    if n_counters:
+        notes.append(f"{n_counters} BatchNorm num_batches_tracked counters absent from the checkpoint set to 0")
     if not adapt:
         return sd, notes
     attn_prefixes = _attn_prefixes(model)
@@ -354,7 +364,9 @@ def _fmt_keys(keys: list[str], n: int = 6) -> str:
 def _structure_problems(model: nn.Module, layout: str, arch: Arch | None) -> list[str]:
     """Differences the weights cannot reveal but the layout implies: stride placement and stem max-pool."""
     problems: list[str] = []
-    if arch is None or layout in ("senet",):
+    # senet's own files (ResNet or MBConv names) are whatever senet model wrote them, SAME padding included: no
+    # structure is implied beyond the tensors.
+    if arch is None or layout in ("senet", "senet_mbconv"):
         return problems
     if arch.block == "mbconv":
         return _mbconv_structure_problems(model, layout, arch)
@@ -405,13 +417,14 @@ def _mbconv_structure_problems(model: nn.Module, layout: str, arch: Arch) -> lis
     return problems
 
 
-def _intended_head_change(
+def _head_only_change(
     model: nn.Module, sd: Mapping[str, torch.Tensor], mis: list[str], unexpected: list[str]
 ) -> list[str]:
-    """Classifier keys to skip because the user built the model for another number of classes (fine-tuning).
+    """Classifier keys that differ because the model was built for another number of classes than the checkpoint's.
 
     Only the classifier may differ, and only when the model's ``num_classes`` disagrees with the checkpoint's
-    ``fc`` rows (or is 0: no classifier); anything else stays an error.
+    ``fc`` rows (or is 0: no classifier); anything else stays an error. Whether the difference was asked for
+    (fine-tuning) is the caller's to say (``replace_head``).
     """
     n = getattr(model, "num_classes", None)
     w = sd.get("fc.weight")
@@ -437,6 +450,7 @@ def _load_into(
     adapt: bool,
     init_missing_attn: bool,
     metadata: dict[str, Any],
+    replace_head: bool = False,
 ) -> LoadResult:
     layout = det.layout if det else "senet"
     sd, notes = bind_state_dict(canonical, model, adapt=adapt)
@@ -448,15 +462,25 @@ def _load_into(
         missing = [k for k in missing if k not in missing_attn]
     else:
         missing_attn = []
-    head_skipped = _intended_head_change(model, sd, mis, unexpected)
+    head_skipped = _head_only_change(model, sd, mis, unexpected)
     if head_skipped:
-        mis = [m for m in mis if m.split(":")[0] not in head_skipped]
-        unexpected = [k for k in unexpected if k not in head_skipped]
-        rows = sd[head_skipped[0]].shape[0] if sd[head_skipped[0]].ndim else "?"
-        notes.append(
-            f"classifier not loaded: the checkpoint has {rows} classes, the model was built with "
-            f"num_classes={model.num_classes}"
-        )
+        rows = sd[head_skipped[0]].shape[0]
+        if not replace_head:
+            if strict:
+                # A default-built model must not come back with a random classifier in place of the file's.
+                raise SenetError(
+                    f"{path} has a {rows}-class classifier but {model_name_of(model)} was built with "
+                    f"num_classes={model.num_classes}: pass num_classes={rows} to load it, or num_classes=K to "
+                    "replace it with a fresh K-class head (load_pretrained: replace_head=True)"
+                )
+            head_skipped = []
+        else:
+            mis = [m for m in mis if m.split(":")[0] not in head_skipped]
+            unexpected = [k for k in unexpected if k not in head_skipped]
+            notes.append(
+                f"classifier not loaded: the checkpoint has {rows} classes, the model was built with "
+                f"num_classes={model.num_classes} (new head zero-initialised)"
+            )
     problems = _structure_problems(model, layout, arch)
     if problems:
         raise SenetError(
@@ -483,6 +507,11 @@ def _load_into(
     with torch.no_grad():
         for k, v in loadable.items():
             own[k].copy_(v.to(dtype=own[k].dtype) if own[k].is_floating_point() else v)
+        # The replaced head may be uninitialised storage (convert builds on meta); zero it as
+        # senet.retrofit.set_num_classes does, so fine-tuning starts from a uniform prediction.
+        for k in ("fc.weight", "fc.bias"):
+            if head_skipped and k in own:
+                own[k].zero_()
     return LoadResult(
         path=path,
         layout=layout,
@@ -561,6 +590,7 @@ def load_pretrained(
     sha256: str | None = None,
     adapt: bool = True,
     init_missing_attn: bool = False,
+    replace_head: bool = False,
 ) -> LoadResult:
     """Load published weights of any supported layout into a senet ``model`` (in place).
 
@@ -575,6 +605,9 @@ def load_pretrained(
         adapt: resolve the exact differences described in :func:`bind_state_dict` (ECA k, MLP biases).
         init_missing_attn: attention tensors the file lacks keep their initialisation (start an SE model from
             plain ResNet weights); everything else stays strict.
+        replace_head: the model was built for another number of classes on purpose (fine-tuning): a classifier
+            of another size in the file is skipped and the model's is zero-initialised. Without it a
+            classifier of another size is an error (strict) or reported in ``mis_shaped`` (``strict=False``).
 
     Returns:
         A :class:`LoadResult` (layout, evidence, adaptations, keys not loaded, file metadata).
@@ -599,6 +632,7 @@ def load_pretrained(
         adapt=adapt,
         init_missing_attn=init_missing_attn,
         metadata=ckpt.metadata,
+        replace_head=replace_head,
     )
     model.train(model_was_training)
     return result
@@ -628,7 +662,9 @@ def convert_checkpoint(
     """Detect, convert and strictly load a published checkpoint into a freshly built senet model (eval mode).
 
     ``source`` is a file, a URL (with ``sha256``) or an in-memory state_dict. ``model_name`` / ``layout`` skip
-    inference / detection; ``model_kwargs`` are ``create_model`` overrides used as given.
+    inference / detection; ``model_kwargs`` are ``create_model`` overrides used as given, on top of the options a
+    senet file (or ``senet train`` checkpoint) records for its model. A ``num_classes`` there that differs from the
+    checkpoint's classifier gives a fresh, zero-initialised head; every other tensor still loads strictly.
     """
     if isinstance(source, Mapping):
         path = "<state_dict>"
@@ -639,10 +675,12 @@ def convert_checkpoint(
     canonical, det = to_canonical(ckpt.state_dict, layout)
     arch = infer_arch(canonical)
     recorded = ckpt.metadata.get("model")
-    if model_name is None and model_kwargs is None and isinstance(recorded, str) and _model_exists(recorded):
-        # A senet training checkpoint or converted file names its model and overrides: use them as given.
+    explicit_classes = (model_kwargs or {}).get("num_classes")
+    if model_name in (None, recorded) and isinstance(recorded, str) and _model_exists(recorded):
+        # A senet training checkpoint or converted file names its model and the overrides it was built with
+        # (attn_position, ...): the tensors cannot show those, so they are kept under the caller's own.
         model_name = recorded
-        model_kwargs = dict(ckpt.metadata.get("model_kwargs") or {})
+        model_kwargs = {**(ckpt.metadata.get("model_kwargs") or {}), **(model_kwargs or {})}
     if model_kwargs is not None:
         name = model_name or _candidate_names(arch, det.layout)[0][0]
         kwargs = dict(model_kwargs)
@@ -662,6 +700,7 @@ def convert_checkpoint(
         adapt=True,
         init_missing_attn=False,
         metadata=ckpt.metadata,
+        replace_head=explicit_classes is not None,
     )
     return Converted(model, name, kwargs, det, arch, result, ckpt)
 

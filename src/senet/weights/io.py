@@ -45,7 +45,8 @@ __all__ = [
 METADATA_JSON_KEYS = ("mean", "std", "input_size", "crop_pct", "class_names", "model_kwargs", "num_classes")
 
 # Containers a training script wraps its weights in, most specific first. EMA weights are preferred by timm's
-# own loader only on request, so "state_dict" wins over "state_dict_ema" here too.
+# own loader only on request, so "state_dict" wins over "state_dict_ema" here too. A `senet train` checkpoint is
+# the exception (read_checkpoint): its EMA weights win, as in `senet eval`.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "model_state", "net", "module", "weights", "params")
 
 # Globals that old (mmcv, ECA-Net era) checkpoints pickle for NumPy scalars such as ``best_prec1``. Rebuilding a
@@ -67,6 +68,7 @@ class Checkpoint:
     path: str = ""
     wrapper: str | None = None  # the key the weights were found under ("state_dict", "model", ...)
     extras: list[str] = field(default_factory=list)  # other top-level keys (optimizer, epoch, ...): ignored
+    run: Run | None = field(default=None, repr=False)  # the run a `senet train` checkpoint describes
 
 
 def is_url(s: str | os.PathLike[str]) -> bool:
@@ -227,7 +229,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             raise SenetError(f"{path}: not a valid safetensors file ({exc})") from None
         return Checkpoint(sd, _decode_metadata(meta), path)
     obj = _torch_load(path)
-    sd, wrapper, extras = unwrap_state_dict(obj, path)
+    run = Run.from_checkpoint(obj, os.path.dirname(os.path.abspath(path))) if is_run_checkpoint(obj) else None
+    if run is not None and obj.get("ema") is not None:
+        # `senet eval` evaluates the EMA weights when the run kept them; export and convert must ship the same.
+        sd, _, _ = unwrap_state_dict(obj["ema"], path)
+        wrapper, extras = "ema", [str(k) for k in obj if k != "ema"]
+    else:
+        sd, wrapper, extras = unwrap_state_dict(obj, path)
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping):
         # Hints some releases store beside the weights (ECA-Net: "arch").
@@ -236,7 +244,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 meta["arch_hint"] = obj[key]
                 break
         meta.update(_senet_train_metadata(obj))
-    return Checkpoint(sd, meta, path, wrapper, extras)
+    return Checkpoint(sd, meta, path, wrapper, extras, run)
 
 
 def weights_normalization(path: str | os.PathLike[str]) -> dict[str, tuple[float, ...]]:
@@ -267,7 +275,8 @@ def _senet_train_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     run = Run.from_checkpoint(obj)
     meta: dict[str, Any] = {}
-    if isinstance(run.config.get("model"), str):
+    # A retrofitted run's network is its ``retrofit`` spec; ``model`` is an unused default there.
+    if isinstance(run.config.get("model"), str) and not run.config.get("retrofit"):
         meta["model"] = run.model_name
         meta["model_kwargs"] = dict(run.config.get("model_kwargs") or {})
     if run.class_names:
