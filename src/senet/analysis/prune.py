@@ -61,11 +61,6 @@ def prune_attention(model: nn.Module, names: Iterable[str]) -> list[str]:
     for name in names:
         if name not in paths:
             raise ValueError(f"unknown attention block {name!r}; this model has: {', '.join(paths)}")
-        parent_path, _, child = paths[name].rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
-        if isinstance(parent, (nn.Sequential, nn.ModuleList)) and child.isdigit():
-            parent[int(child)] = nn.Identity()
-        else:
-            setattr(parent, child, nn.Identity())
+        model.set_submodule(paths[name], nn.Identity())
         done.append(paths[name])
     return done

@@ -51,8 +51,7 @@ def _swap_adaptive_pool(model: nn.Module) -> int:
         if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
             size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,)
             if all(s == 1 for s in size):
-                parent_name, _, child = name.rpartition(".")
-                setattr(model.get_submodule(parent_name) if parent_name else model, child, GlobalMean())
+                model.set_submodule(name, GlobalMean())
                 n += 1
     return n
 

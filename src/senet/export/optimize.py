@@ -95,12 +95,6 @@ def fold_conv_bn(conv: nn.Module, bn: nn.Module) -> None:
     conv.bias = nn.Parameter(new_b, requires_grad=w.requires_grad)
 
 
-def _set_submodule(root: nn.Module, qualname: str, new: nn.Module) -> None:
-    parent_name, _, name = qualname.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, name, new)
-
-
 def fold_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Fold every ``conv -> BatchNorm`` pair (conv output used by nothing else) into the conv. Eval mode only.
 
@@ -125,7 +119,7 @@ def fold_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
             conv, bn = region.get_submodule(node.target), region.get_submodule(user.target)
             if isinstance(conv, _CONVS) and isinstance(bn, _BNS) and bn.track_running_stats:
                 fold_conv_bn(conv, bn)
-                _set_submodule(model, prefix + user.target, nn.Identity())
+                model.set_submodule(prefix + user.target, nn.Identity())
                 folded += 1
     for m in list(model.modules()):
         # Attention blocks are FX leaves; the conv -> BN pairs inside them are the ones they declare.
@@ -310,7 +304,7 @@ def fuse_plain_tails(model: nn.Module, inplace: bool = False) -> nn.Module:
         gm = fx.GraphModule(m, graph, class_name=f"Fused{type(m).__name__}")
         gm.train(m.training)
         fused += n
-        _set_submodule(model, name, gm)
+        model.set_submodule(name, gm)
     model._senet_fused_plain_tails = fused
     return model
 
@@ -345,7 +339,7 @@ def fuse_attn_tails(model: nn.Module, inplace: bool = False, squeeze_first: bool
         gm.train(m.training)
         fused += n
         if name:
-            _set_submodule(model, name, gm)
+            model.set_submodule(name, gm)
         else:
             model = gm
     model._senet_fused_tails = fused

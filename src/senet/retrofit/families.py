@@ -70,12 +70,6 @@ class Plan:
     stages: list[int]  # every stage number this family has, for error messages
 
 
-def _setattr_path(model: nn.Module, path: str, module: nn.Module) -> None:
-    parent_path, _, child = path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    setattr(parent, child, module)
-
-
 def _stage_index(paths: Sequence[str]) -> list[tuple[int, int]]:
     """(stage, index) for block paths, stage = ordinal of the parent container, index = ordinal within it (1-based)."""
     out, parents, counts = [], {}, {}
@@ -293,7 +287,7 @@ def _plan_swap(model: nn.Module, position: str) -> Plan | None:
     for (path, old, channels), (stage, index) in zip(found, _stage_index(block_paths)):
 
         def install(m: nn.Module, path: str = path) -> None:
-            _setattr_path(model, path, m)
+            model.set_submodule(path, m)
 
         sites.append(Site(path, channels, stage, index, install, replaced=old))
     return Plan("swap-existing-se", sites, sorted({s.stage for s in sites}))

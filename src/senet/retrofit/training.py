@@ -127,9 +127,7 @@ def set_num_classes(model: nn.Module, num_classes: int) -> None:
         if found is None:
             raise SenetError(f"cannot find the classifier of {type(model).__name__} to give it {num_classes} classes")
         path, lin = found
-        parent_path, _, child = path.rpartition(".")
-        parent = model.get_submodule(parent_path) if parent_path else model
-        setattr(parent, child, nn.Linear(lin.in_features, num_classes, bias=lin.bias is not None))
+        model.set_submodule(path, nn.Linear(lin.in_features, num_classes, bias=lin.bias is not None))
     found = _final_linear(model)
     if found is not None:
         with torch.no_grad():
