@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from senet.utils.io import atomic_open
+from senet.utils.io import atomic_open, atomic_path
 from senet.utils.optional import pyplot
 
 __all__ = [
@@ -35,10 +35,8 @@ def _pyplot():  # noqa: ANN202 - matplotlib is an optional dependency, imported 
 
 def _save(fig, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:  # savefig picks the format from the suffix
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     return path
 
 

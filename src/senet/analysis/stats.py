@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from senet.errors import SenetError
+from senet.utils.io import atomic_write_bytes
 
 __all__ = ["SAT_LOW", "SAT_HIGH", "ClassStats", "ExcitationStats", "save_stats", "load_stats"]
 
@@ -179,11 +179,7 @@ def save_stats(stats: ExcitationStats, path: str | os.PathLike[str]) -> Path:
     arrays["saturation"] = np.array(sat)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.utils.io import atomic_path
 from senet.utils.optional import require
 
 from .optimize import fold_bn as _fold_bn
@@ -89,13 +89,6 @@ def _input_tensor(input_size: Sequence[int], batch: int, seed: int = 0) -> torch
     return torch.randn(batch, *input_size, generator=g)
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -136,25 +129,19 @@ def export_onnx(
     model = model.float()
     x = _input_tensor(input_size, 2)
     out_path = Path(path)
-    tmp = _atomic_target(out_path)
     dynamic_axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (x,),
-                str(tmp),
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes=dynamic_axes,
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp, torch.no_grad():
+        torch.onnx.export(
+            model,
+            (x,),
+            str(tmp),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     result = ExportResult(str(out_path), "onnx", ops=onnx_ops(out_path), size_bytes=out_path.stat().st_size)
     if check:
         predictor = OnnxPredictor(out_path)

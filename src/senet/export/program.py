@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from senet.errors import SenetError
+from senet.utils.io import atomic_path
 
-from .onnx import ExportResult, _atomic_target, _input_tensor
+from .onnx import ExportResult, _input_tensor
 from .optimize import fold_bn as _fold_bn
 
 __all__ = ["export_program"]
@@ -43,13 +44,8 @@ def export_program(
     with torch.no_grad():
         ep = torch.export.export(model, (x,), dynamic_shapes=dynamic_shapes)
     out_path = Path(path)
-    tmp = _atomic_target(out_path)
-    try:
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
         torch.export.save(ep, str(tmp))
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     ops = sorted({str(n.target) for n in ep.graph.nodes if n.op == "call_function"})
     result = ExportResult(str(out_path), "exported-program", ops=ops, size_bytes=out_path.stat().st_size)
     if check:

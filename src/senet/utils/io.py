@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
+__all__ = ["atomic_open", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
 
 
 @contextlib.contextmanager
@@ -33,6 +33,27 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name (ONNX and torch.export, savefig, a
+    download); on a clean exit it is fsynced and replaces ``path``, on an exception it is removed. ``suffix`` ends the
+    temporary name (writers that pick the format from it: ``.png``, ``.onnx``)."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException:

@@ -16,7 +16,6 @@ import importlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from safetensors.torch import save_file
 
 from senet.errors import SenetError
 from senet.runs import Run, is_run_checkpoint
+from senet.utils.io import atomic_path
 
 __all__ = [
     "Checkpoint",
@@ -114,18 +114,11 @@ def fetch_url(url: str, sha256: str | None = None, cache_dir: str | os.PathLike[
     dest = dest_dir / name
     if dest.is_file() and sha256_file(dest).startswith(expected):
         return dest
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.hub.download_url_to_file(url, tmp, progress=True)
+    with atomic_path(dest, suffix=".part") as tmp:
+        torch.hub.download_url_to_file(url, str(tmp), progress=True)
         got = sha256_file(tmp)
         if not got.startswith(expected):
             raise SenetError(f"SHA-256 mismatch for {url}: expected {expected}, got {got}; the file was not kept")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 
@@ -306,13 +299,5 @@ def save_safetensors(
             continue
         meta[k] = json.dumps(v) if (k in METADATA_JSON_KEYS or not isinstance(v, str)) else v
     tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
