@@ -26,7 +26,8 @@ from .sources import DataSource, RawSplit, default_cache_dir, read_split, source
 
 __all__ = ["TensorSplit", "TensorLoader", "decode_split", "load_tensor_split", "shard_indices", "batch_generator"]
 
-_CACHE_VERSION = 1
+# 2: decoding applies EXIF orientation and scales 16-bit greyscale (TIFF/PGM): tensors cached before differ.
+_CACHE_VERSION = 2
 
 
 @dataclass
